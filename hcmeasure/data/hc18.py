@@ -1,0 +1,1 @@
+"""HC18 dataset (being written)."""

@@ -1,0 +1,1 @@
+"""Evaluation: HC18 metrics and Detectron2 evaluators."""

@@ -1,0 +1,1 @@
+"""Reading scans and writing/reading the CSV tables."""

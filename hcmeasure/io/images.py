@@ -1,0 +1,67 @@
+"""Reading scans from disk into the arrays the models expect.
+
+``read_scan`` returns an 8-bit greyscale (H, W) array whatever the file holds:
+8-bit or 16-bit greyscale, RGB or RGBA (converted to luminance, alpha dropped),
+palette images. 16-bit data is rescaled linearly so that its maximum maps to 255.
+Failures raise :class:`ImageReadError` with the file name and what is wrong.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_scan", "list_images", "gray_to_bgr"]
+
+#: File extensions treated as images when a folder is measured (lower case).
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+
+
+class ImageReadError(ValueError):
+    """The file is not a readable image; ``reason`` is a short status code."""
+
+    def __init__(self, path, message: str, reason: str = "unreadable_image"):
+        super().__init__(f"{path}: {message}")
+        self.path = Path(path)
+        self.reason = reason
+
+
+def list_images(folder) -> tuple[list[Path], list[Path]]:
+    """Split a folder's files (sorted by name, non-recursive) into images and others."""
+    images, others = [], []
+    for p in sorted(Path(folder).iterdir()):
+        if not p.is_file() or p.name.startswith("."):
+            continue
+        (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+    return images, others
+
+
+def read_scan(path) -> np.ndarray:
+    """Read an image file as an 8-bit greyscale ``(height, width)`` array."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()  # forces decoding: truncated or corrupt data fails here
+            mode = im.mode
+            if mode in ("I;16", "I;16B", "I;16L", "I", "F"):
+                arr = np.asarray(im, dtype=np.float64)
+                peak = float(arr.max()) if arr.size else 0.0
+                arr = np.zeros_like(arr) if peak <= 0 else np.clip(arr, 0, None) * (255.0 / peak)
+                return np.round(arr).astype(np.uint8)
+            if mode == "L":
+                return np.asarray(im, dtype=np.uint8).copy()
+            if mode in ("LA", "P", "PA", "RGB", "RGBA", "CMYK", "YCbCr", "1"):
+                return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+            return np.asarray(im.convert("L"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise ImageReadError(path, "file not found", "missing_file") from None
+    except UnidentifiedImageError:
+        raise ImageReadError(path, "not an image file PIL can identify (wrong format or corrupt)") from None
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ImageReadError(path, f"image data is corrupt or truncated ({exc})") from None
+
+
+def gray_to_bgr(gray: np.ndarray) -> np.ndarray:
+    """Replicate an (H, W) greyscale array into the (H, W, 3) BGR layout Detectron2 models take."""
+    return np.repeat(np.asarray(gray, np.uint8)[:, :, None], 3, axis=2)

@@ -1,0 +1,245 @@
+"""CSV tables read and written by hcmeasure: pixel sizes, reference HC, measurements.
+
+All writers are atomic: the file is written next to its destination under a
+temporary name and renamed into place, so a reader never sees half a table.
+"""
+from __future__ import annotations
+
+import csv
+import math
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Mapping, Sequence
+
+from ..measurement.ellipse import Ellipse, ramanujan_perimeter
+
+__all__ = [
+    "MEASUREMENT_COLUMNS",
+    "SUBMISSION_COLUMNS",
+    "TableError",
+    "PixelSize",
+    "read_pixel_size_csv",
+    "read_reference_hc_csv",
+    "read_measurements_csv",
+    "measurement_row",
+    "submission_row",
+    "write_csv_atomic",
+    "atomic_write_bytes",
+]
+
+#: Columns of ``measurements.csv`` (written by ``hcmeasure predict`` and ``hcmeasure fit``).
+MEASUREMENT_COLUMNS = [
+    "filename",
+    "pixel_size_mm",
+    "hc_mm",
+    "center_x_mm",
+    "center_y_mm",
+    "semi_axes_a_mm",
+    "semi_axes_b_mm",
+    "angle_rad",
+    "hc_px",
+    "center_x_px",
+    "center_y_px",
+    "semi_axes_a_px",
+    "semi_axes_b_px",
+    "score",
+    "fit_iou",
+    "status",
+]
+
+#: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
+SUBMISSION_COLUMNS = [
+    "filename",
+    "center_x_mm",
+    "center_y_mm",
+    "semi_axes_a_mm",
+    "semi_axes_b_mm",
+    "angle_rad",
+]
+
+PIXEL_SIZE_HEADER = ["filename", "pixel size(mm)"]
+REFERENCE_HC_HEADER = ["filename", "pixel size(mm)", "head circumference (mm)"]
+
+
+class TableError(ValueError):
+    """A CSV file cannot be used; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class PixelSize:
+    """A pixel-size entry: ``value_mm`` when valid, else ``error`` says what is wrong."""
+
+    value_mm: float | None
+    error: str | None = None
+
+
+def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    path = Path(path)
+    if not path.is_file():
+        raise TableError(f"{path}: file not found. Pass an existing CSV file.")
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            rows = [row for row in csv.reader(f) if any(cell.strip() for cell in row)]
+    except UnicodeDecodeError as exc:
+        raise TableError(f"{path}: not a UTF-8 text CSV ({exc}). Pass the CSV file itself.") from exc
+    if not rows:
+        raise TableError(f"{path}: the file is empty; it needs a header row and one row per image.")
+    return [c.strip() for c in rows[0]], [[c.strip() for c in r] for r in rows[1:]]
+
+
+def _parse_positive(text: str) -> PixelSize:
+    try:
+        value = float(text)
+    except ValueError:
+        return PixelSize(None, f"pixel size {text!r} is not a number")
+    if not math.isfinite(value) or value <= 0:
+        return PixelSize(None, f"pixel size {text!r} is not a positive number")
+    return PixelSize(value)
+
+
+def read_pixel_size_csv(path) -> dict[str, PixelSize]:
+    """Read an HC18-style pixel-size CSV: ``filename,pixel size(mm)[,...]``.
+
+    Accepts both the test-set file and the training-set file (which has an extra HC
+    column). Returns filename -> :class:`PixelSize`; a bad value is kept as an error
+    for that file (so one bad row does not stop a run). A wrong header raises
+    :class:`TableError`.
+    """
+    header, rows = _read_rows(path)
+    if [h.lower() for h in header[:2]] != PIXEL_SIZE_HEADER:
+        raise TableError(
+            f"{path}: header is {','.join(header)!r}; expected it to start with "
+            f"{','.join(PIXEL_SIZE_HEADER)!r} (the HC18 pixel-size CSV format)."
+        )
+    sizes: dict[str, PixelSize] = {}
+    for row in rows:
+        if len(row) < 2:
+            continue
+        sizes[row[0]] = _parse_positive(row[1])
+    return sizes
+
+
+def read_reference_hc_csv(path) -> dict[str, tuple[float, float]]:
+    """Read HC18's ``training_set_pixel_size_and_HC.csv``: filename -> (pixel size mm, HC mm)."""
+    header, rows = _read_rows(path)
+    if [h.lower() for h in header[:3]] != REFERENCE_HC_HEADER:
+        raise TableError(
+            f"{path}: header is {','.join(header)!r}; expected "
+            f"{','.join(REFERENCE_HC_HEADER)!r} (HC18's training_set_pixel_size_and_HC.csv)."
+        )
+    out = {}
+    for lineno, row in enumerate(rows, start=2):
+        try:
+            out[row[0]] = (float(row[1]), float(row[2]))
+        except (IndexError, ValueError) as exc:
+            raise TableError(f"{path}: row {lineno} ({','.join(row)!r}) is not filename,number,number.") from exc
+    return out
+
+
+def read_measurements_csv(path) -> list[dict[str, str]]:
+    """Read a ``measurements.csv`` written by hcmeasure (rows as dicts of strings)."""
+    header, rows = _read_rows(path)
+    missing = [c for c in ("filename", "hc_mm", "status") if c not in header]
+    if missing:
+        raise TableError(
+            f"{path}: missing column(s) {', '.join(missing)}; expected a measurements.csv "
+            "written by 'hcmeasure predict' or 'hcmeasure fit'."
+        )
+    return [dict(zip(header, row + [""] * (len(header) - len(row)))) for row in rows]
+
+
+def _fmt(value, digits: int = 4) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def measurement_row(
+    filename: str,
+    ellipse: Ellipse | None,
+    pixel_size_mm: float | None,
+    *,
+    score: float | None = None,
+    fit_iou: float | None = None,
+    status: str = "ok",
+    perimeter_formula: int = 2,
+) -> dict[str, str]:
+    """One row of ``measurements.csv``. Without an ellipse only filename/status are filled;
+    without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled."""
+    row = {c: "" for c in MEASUREMENT_COLUMNS}
+    row["filename"] = filename
+    row["status"] = status
+    row["score"] = _fmt(score)
+    row["fit_iou"] = _fmt(fit_iou)
+    if pixel_size_mm is not None:
+        row["pixel_size_mm"] = f"{pixel_size_mm:.10g}"
+    if ellipse is None:
+        return row
+    hc_px = ramanujan_perimeter(ellipse.a, ellipse.b, perimeter_formula)
+    row.update(
+        hc_px=_fmt(hc_px, 3),
+        center_x_px=_fmt(ellipse.cx, 3),
+        center_y_px=_fmt(ellipse.cy, 3),
+        semi_axes_a_px=_fmt(ellipse.a, 3),
+        semi_axes_b_px=_fmt(ellipse.b, 3),
+        angle_rad=_fmt(ellipse.angle, 6),
+    )
+    if pixel_size_mm is not None:
+        mm = ellipse.scaled(pixel_size_mm)
+        row.update(
+            hc_mm=_fmt(hc_px * pixel_size_mm, 3),
+            center_x_mm=_fmt(mm.cx, 4),
+            center_y_mm=_fmt(mm.cy, 4),
+            semi_axes_a_mm=_fmt(mm.a, 4),
+            semi_axes_b_mm=_fmt(mm.b, 4),
+        )
+    return row
+
+
+def submission_row(row: Mapping[str, str]) -> dict[str, str]:
+    """HC18 leaderboard row from a measurements row.
+
+    When no head was measured in mm (no detection, unreadable image, no pixel size)
+    the geometry columns are written as 0, so that the leaderboard file still has
+    one row per test image; the reason stays in measurements.csv.
+    """
+    if row.get("status") == "ok" and row.get("hc_mm"):
+        return {c: row[c] for c in SUBMISSION_COLUMNS}
+    out = {c: "0" for c in SUBMISSION_COLUMNS}
+    out["filename"] = row["filename"]
+    return out
+
+
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def write_csv_atomic(path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Write a CSV with ``columns`` as header (LF line ends), atomically."""
+    import io
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))

@@ -1,0 +1,1 @@
+"""Models: backbones and meta-architectures registered in Detectron2's registries."""

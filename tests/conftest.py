@@ -1,0 +1,31 @@
+"""Shared fixtures. Real datasets are read from ``../shared/data`` beside the repo
+(or ``$HCMEASURE_SHARED``); tests that need them are skipped, saying so, when absent."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("HCMEASURE_SHARED", REPO.parent / "shared"))
+
+
+def _need(path: Path, what: str) -> Path:
+    if not path.exists():
+        pytest.skip(
+            f"{what} not found at {path}: put the shared data folder beside the repository "
+            "(../shared) or set HCMEASURE_SHARED"
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def hc18_root() -> Path:
+    """Root of the real HC18 copy (training_set/, test_set/, the two CSVs)."""
+    return _need(SHARED / "data" / "hc18", "HC18 data")

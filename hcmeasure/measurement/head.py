@@ -13,7 +13,12 @@ import numpy as np
 
 from .ellipse import Ellipse, EllipseFitError, fit_ellipse
 
-__all__ = ["HeadMeasurement", "measure_head_from_mask", "measure_head_from_instances"]
+__all__ = [
+    "HeadMeasurement",
+    "measure_head_from_mask",
+    "measure_head_from_instances",
+    "measure_head_from_mask_probs",
+]
 
 
 @dataclass(frozen=True)
@@ -25,6 +30,7 @@ class HeadMeasurement:
     fit_iou: float | None
     status: str  # "ok", "no_head_detected", "ellipse_fit_failed"
     mask: np.ndarray | None = None  # boolean (H, W) head mask that was fitted
+    contour: np.ndarray | None = None  # (N, 2) boundary points (x, y) used for the fit, pixels
 
 
 def measure_head_from_mask(mask: np.ndarray, score: float | None = None) -> HeadMeasurement:
@@ -60,3 +66,86 @@ def measure_head_from_instances(
     else:
         mask = m.numpy().astype(bool)
     return measure_head_from_mask(mask, score)
+
+
+def _longest_closed_contour(prob: np.ndarray, level: float) -> np.ndarray | None:
+    from skimage import measure
+
+    contours = measure.find_contours(np.pad(prob, 1), level)
+    if not contours:
+        return None
+
+    def enclosed_area(c):
+        r, col = c[:, 0], c[:, 1]
+        return abs(np.dot(col, np.roll(r, 1)) - np.dot(r, np.roll(col, 1))) / 2
+
+    best = max(contours, key=enclosed_area)
+    return best - 1.0  # undo the padding: (row, col) in mask-grid cells
+
+
+def measure_head_from_mask_probs(
+    probs: np.ndarray,
+    box_xyxy: tuple[float, float, float, float],
+    image_size: tuple[int, int],
+    *,
+    score: float | None = None,
+    mask_threshold: float = 0.5,
+    border_margin_px: float = 1.0,
+) -> HeadMeasurement:
+    """Measure the head from an RoI mask head's ``(M, M)`` probabilities.
+
+    ``box_xyxy`` is the instance box in Detectron2's continuous image coordinates
+    (pixel ``i`` spans ``[i, i+1)``) of the *original* image, ``image_size`` its
+    ``(height, width)``. The ellipse is fitted to the sub-pixel iso-contour of the
+    probabilities at ``mask_threshold``, mapped into the image the way Detectron2
+    pastes masks (cell ``u`` centred at ``x0 + (u + 0.5) * w / M``), then into
+    hcmeasure's pixel-centre frame (-0.5). Contour points within ``border_margin_px``
+    of the image border are dropped (a head cut by the border). ``fit_iou`` compares
+    the thresholded mask with the fitted ellipse inside the box. The returned
+    ``contour`` is the kept boundary ``(x, y)`` in image pixels (for overlays).
+    """
+    from .ellipse import ellipse_mask, fit_ellipse_to_points
+    import cv2
+
+    probs = np.asarray(probs, np.float32)
+    h, w = int(image_size[0]), int(image_size[1])
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    bw, bh = max(x1 - x0, 1e-6), max(y1 - y0, 1e-6)
+    if float(probs.max()) <= mask_threshold:
+        return HeadMeasurement(None, score, None, "no_head_detected")
+    contour = _longest_closed_contour(probs, mask_threshold)
+    if contour is None or len(contour) < 5:
+        return HeadMeasurement(None, score, None, "ellipse_fit_failed")
+    mh, mw = probs.shape
+    xs = x0 + (contour[:, 1] + 0.5) * bw / mw - 0.5
+    ys = y0 + (contour[:, 0] + 0.5) * bh / mh - 0.5
+    inside = (
+        (xs > border_margin_px - 0.5) & (xs < w - 0.5 - border_margin_px)
+        & (ys > border_margin_px - 0.5) & (ys < h - 0.5 - border_margin_px)
+    )
+    points = np.stack([xs[inside], ys[inside]], axis=1)
+    try:
+        ellipse, _ = fit_ellipse_to_points(points)
+    except EllipseFitError:
+        return HeadMeasurement(None, score, None, "ellipse_fit_failed")
+    # Fit quality: thresholded mask pasted into its box vs the ellipse, on the part of
+    # the image covering both (a head cut by the image border is not penalised).
+    r = ellipse.a
+    cx0 = max(0, int(np.floor(min(x0, ellipse.cx - r))))
+    cy0 = max(0, int(np.floor(min(y0, ellipse.cy - r))))
+    cx1 = min(w, int(np.ceil(max(x1, ellipse.cx + r + 1))))
+    cy1 = min(h, int(np.ceil(max(y1, ellipse.cy + r + 1))))
+    iou = None
+    if cx1 > cx0 and cy1 > cy0:
+        # Sample the probabilities at the crop's pixel centres (bilinear, like Detectron2's paste).
+        gx = (np.arange(cx0, cx1) + 0.5 - x0) * mw / bw - 0.5
+        gy = (np.arange(cy0, cy1) + 0.5 - y0) * mh / bh - 0.5
+        mapx, mapy = np.meshgrid(gx.astype(np.float32), gy.astype(np.float32))
+        pasted = cv2.remap(probs, mapx, mapy, cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        crop_mask = pasted > mask_threshold
+        shifted = Ellipse(ellipse.cx - cx0, ellipse.cy - cy0, ellipse.a, ellipse.b, ellipse.angle)
+        ell = ellipse_mask(shifted, crop_mask.shape)
+        union = np.logical_or(crop_mask, ell).sum()
+        iou = float(np.logical_and(crop_mask, ell).sum() / union) if union else 0.0
+    return HeadMeasurement(ellipse, score, iou, "ok", None, points)

@@ -1,0 +1,78 @@
+"""Loading pretrained weights: Detectron2 checkpoints, model-zoo files and torchvision ResNets.
+
+``HCMeasureCheckpointer`` is Detectron2's ``DetectionCheckpointer`` that also
+accepts a torchvision ResNet checkpoint, from a local ``.pth`` file, an http(s)
+URL, or ``torchvision://resnet50`` (torchvision's own ImageNet download, where
+the network allows). Such a checkpoint is renamed to Detectron2's ResNet layout
+by :func:`convert_torchvision_resnet` and matched onto the backbone with
+Detectron2's heuristics, as for model-zoo ``.pkl`` files.
+
+A model loading torchvision weights must see images as torchvision does: RGB,
+0-255, ``PIXEL_MEAN [123.675, 116.28, 103.53]``, ``PIXEL_STD [58.395, 57.12, 57.375]``,
+and ``RESNETS.STRIDE_IN_1X1: False`` (torchvision puts the stride in the 3x3
+convolution); ``configs/HC18/mask_rcnn_R_50_FPN_torchvision.yaml`` sets these.
+"""
+from __future__ import annotations
+
+import re
+
+import torch
+
+from detectron2.checkpoint import DetectionCheckpointer
+
+__all__ = ["convert_torchvision_resnet", "is_torchvision_resnet", "HCMeasureCheckpointer"]
+
+
+def is_torchvision_resnet(state_dict) -> bool:
+    """True for a torchvision ResNet ``state_dict`` (conv1/bn1/layerN naming)."""
+    keys = set(state_dict)
+    return "conv1.weight" in keys and any(k.startswith("layer1.0.") for k in keys)
+
+
+def convert_torchvision_resnet(state_dict) -> dict[str, torch.Tensor]:
+    """Rename a torchvision ResNet ``state_dict`` to Detectron2's ResNet names.
+
+    ``conv1``/``bn1`` -> ``stem.conv1``/``stem.conv1.norm``; ``layerK.i`` -> ``res{K+1}.i``;
+    ``bnJ`` -> ``convJ.norm``; ``downsample.0/1`` -> ``shortcut``/``shortcut.norm``;
+    the classifier ``fc`` and ``num_batches_tracked`` counters are dropped. BatchNorm's
+    ``running_mean``/``running_var`` keep their names (Detectron2's FrozenBN uses them).
+    """
+    out = {}
+    for key, value in state_dict.items():
+        if key.startswith("fc.") or key.endswith("num_batches_tracked"):
+            continue
+        k = key
+        k = re.sub(r"^conv1\.", "stem.conv1.", k)
+        k = re.sub(r"^bn1\.", "stem.conv1.norm.", k)
+        k = re.sub(r"^layer(\d)\.", lambda m: f"res{int(m.group(1)) + 1}.", k)
+        k = re.sub(r"\.bn(\d)\.", r".conv\1.norm.", k)
+        k = re.sub(r"\.downsample\.0\.", ".shortcut.", k)
+        k = re.sub(r"\.downsample\.1\.", ".shortcut.norm.", k)
+        out[k] = value.detach().clone() if isinstance(value, torch.Tensor) else torch.as_tensor(value)
+    return out
+
+
+def _load_torchvision_url(name: str):
+    import torchvision
+
+    weights = torchvision.models.get_model_weights(name).DEFAULT
+    return weights.get_state_dict(progress=True)
+
+
+class HCMeasureCheckpointer(DetectionCheckpointer):
+    """``DetectionCheckpointer`` that also understands torchvision ResNet checkpoints."""
+
+    def _load_file(self, filename):
+        if filename.startswith("torchvision://"):
+            state = _load_torchvision_url(filename[len("torchvision://"):])
+        else:
+            loaded = super()._load_file(filename)
+            model = loaded.get("model", loaded)
+            if not (isinstance(model, dict) and is_torchvision_resnet(model)):
+                return loaded
+            state = model
+        return {
+            "model": convert_torchvision_resnet(state),
+            "__author__": "torchvision",
+            "matching_heuristics": True,
+        }

@@ -1,0 +1,2 @@
+"""Meta-architectures registered in Detectron2's META_ARCH_REGISTRY."""
+from .head_rcnn import HeadRCNN  # noqa: F401

@@ -1,0 +1,158 @@
+"""Batched HC inference over images: model loading, pre-processing, measurement.
+
+``HeadPredictor`` loads a HeadRCNN config + checkpoint (strictly: a checkpoint
+that does not fit the config is an error, not a warning), and measures batches
+of greyscale scans. The folder loop, CSVs and overlays live in
+:mod:`hcmeasure.cli.predict`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from detectron2.config import get_cfg
+from detectron2.modeling import build_model
+
+from .config import add_hcmeasure_config
+from .data.transforms import build_test_resize
+from .measurement.head import HeadMeasurement
+from .modeling.checkpoint import HCMeasureCheckpointer
+
+__all__ = [
+    "ModelLoadError",
+    "DEFAULT_MODEL_DIR",
+    "default_model_paths",
+    "load_config",
+    "HeadPredictor",
+]
+
+#: Where the shipped default model lives: ``model_final.pth`` + ``config.yaml``.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model_zoo" / "hc18_default"
+
+
+class ModelLoadError(RuntimeError):
+    """The model cannot be built or its weights do not fit; message says which file and why."""
+
+
+def default_model_paths() -> tuple[Path, Path] | None:
+    """``(config, weights)`` of the shipped default model, or None when not installed."""
+    cfg, weights = DEFAULT_MODEL_DIR / "config.yaml", DEFAULT_MODEL_DIR / "model_final.pth"
+    return (cfg, weights) if cfg.is_file() and weights.is_file() else None
+
+
+def load_config(config_file, opts=None, device: str | None = None):
+    """Detectron2 config with hcmeasure's keys, merged from ``config_file`` and ``opts``."""
+    config_file = Path(config_file)
+    if not config_file.is_file():
+        raise ModelLoadError(f"{config_file}: config file not found. Pass --config with a YAML under configs/.")
+    cfg = get_cfg()
+    add_hcmeasure_config(cfg)
+    try:
+        cfg.merge_from_file(str(config_file))
+        cfg.merge_from_list(list(opts or []))
+    except Exception as exc:  # yacs raises KeyError/ValueError/AssertionError
+        raise ModelLoadError(f"{config_file}: not a valid hcmeasure/Detectron2 config ({exc}).") from exc
+    cfg.MODEL.WEIGHTS = ""  # weights are loaded strictly below, never implicitly
+    cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED = ""  # the checkpoint holds the trained backbone
+    if device:
+        cfg.MODEL.DEVICE = device
+    elif not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    return cfg
+
+
+def _load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> None:
+    if not weights.is_file():
+        raise ModelLoadError(f"{weights}: checkpoint not found. Pass --model with a .pth file trained by tools/train_net.py.")
+    try:
+        state = HCMeasureCheckpointer(model)._load_file(str(weights))
+    except Exception as exc:
+        raise ModelLoadError(f"{weights}: cannot read the checkpoint ({exc}).") from exc
+    state = state.get("model", state)
+    own = model.state_dict()
+    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in own]
+    mismatched = [
+        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
+        for k in own
+        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
+    ]
+    if missing or unexpected or mismatched:
+        details = "; ".join(
+            part
+            for part in (
+                f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
+                f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
+                f"{len(mismatched)} with other shapes (e.g. {mismatched[0]})" if mismatched else "",
+            )
+            if part
+        )
+        raise ModelLoadError(
+            f"{weights}: checkpoint does not fit config {config_file}: {details}. "
+            "Pass the config the checkpoint was trained with (--config)."
+        )
+    state = {k: torch.as_tensor(v) if not isinstance(v, torch.Tensor) else v for k, v in state.items()}
+    model.load_state_dict(state, strict=False)
+
+
+class HeadPredictor:
+    """Measure heads on greyscale scans with a HeadRCNN model.
+
+    Args:
+        config_file: YAML config the checkpoint was trained with.
+        weights: checkpoint (``.pth``) written by ``tools/train_net.py``.
+        device: "cpu" or "cuda" (default: cuda when available).
+        flip_tta: override ``HCMEASURE.POSTPROCESS.FLIP_TTA`` (None keeps the config's).
+    """
+
+    def __init__(self, config_file, weights, device: str | None = None, flip_tta: bool | None = None,
+                 opts=None):
+        self.cfg = load_config(config_file, opts, device)
+        if flip_tta is not None:
+            self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA = bool(flip_tta)
+        if self.cfg.MODEL.META_ARCHITECTURE != "HeadRCNN":
+            raise ModelLoadError(
+                f"{config_file}: MODEL.META_ARCHITECTURE is {self.cfg.MODEL.META_ARCHITECTURE}, "
+                "but HC measurement needs HeadRCNN (use a config under configs/HC18/)."
+            )
+        if self.cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
+            raise ModelLoadError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
+        try:
+            self.model = build_model(self.cfg)
+        except Exception as exc:
+            raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
+        _load_weights_strict(self.model, Path(weights), config_file)
+        self.model.eval()
+        self.model.paste_masks = False
+        self.resize = build_test_resize(self.cfg)
+        self.input_format = self.cfg.INPUT.FORMAT
+        self.config_file, self.weights = Path(config_file), Path(weights)
+
+    def preprocess(self, gray: np.ndarray) -> dict:
+        """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size)."""
+        h, w = gray.shape
+        resized = self.resize.get_transform(gray).apply_image(gray)
+        image = torch.from_numpy(np.ascontiguousarray(resized)).to(torch.float32)
+        image = image.unsqueeze(0).expand(3, -1, -1)  # grey -> 3 equal channels (RGB = BGR)
+        return {"image": image, "height": h, "width": w}
+
+    @torch.inference_mode()
+    def measure(self, inputs: list[dict]) -> list[HeadMeasurement]:
+        """Run the model on pre-processed inputs; one HeadMeasurement per input."""
+        if not inputs:
+            return []
+        outputs = self.model(inputs)
+        return [o["head"] for o in outputs]
+
+    def __call__(self, grays: list[np.ndarray]) -> list[HeadMeasurement]:
+        return self.measure([self.preprocess(g) for g in grays])
+
+
+def torch_threads_from_env() -> None:
+    """Honour ``HCMEASURE_NUM_THREADS`` for CPU inference (default: torch's choice)."""
+    n = os.environ.get("HCMEASURE_NUM_THREADS")
+    if n:
+        torch.set_num_threads(int(n))

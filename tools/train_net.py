@@ -1,0 +1,108 @@
+#!/usr/bin/env python
+"""Train and evaluate hcmeasure models with Detectron2's DefaultTrainer.
+
+    python tools/train_net.py --config-file configs/HC18/mask_rcnn_effnet_lite0_FPN.yaml
+    python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
+    python tools/train_net.py --config-file ... --num-gpus 8          # multi-GPU via launch()
+    python tools/train_net.py --config-file ... --resume              # continue from last_checkpoint
+
+Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog:
+"hc18" -> HC18Evaluator (HC MAD/MSD in mm, Dice, Hausdorff) plus COCOEvaluator.
+"""
+import logging
+import os
+
+import torch
+
+import detectron2.utils.comm as comm
+from detectron2.config import get_cfg
+from detectron2.data import DatasetMapper, MetadataCatalog, build_detection_train_loader
+from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluators, verify_results
+
+import hcmeasure  # noqa: F401  (registers datasets, backbones, meta-architectures)
+from hcmeasure.config import add_hcmeasure_config
+from hcmeasure.data.transforms import build_hc18_train_augmentations
+from hcmeasure.evaluation.hc18 import HC18Evaluator
+from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
+
+
+class Trainer(DefaultTrainer):
+    def __init__(self, cfg):
+        super().__init__(cfg)
+        # Same checkpointer, but torchvision ResNet weights are converted on load.
+        self.checkpointer = HCMeasureCheckpointer(
+            self._trainer.model,
+            cfg.OUTPUT_DIR,
+            trainer=self,
+        )
+
+    @classmethod
+    def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
+        if evaluator_type == "hc18":
+            pp = cfg.HCMEASURE.POSTPROCESS
+            evaluators = [
+                HC18Evaluator(
+                    dataset_name,
+                    mask_threshold=pp.MASK_THRESHOLD,
+                    min_score=pp.MIN_SCORE,
+                    perimeter_formula=pp.PERIMETER_FORMULA,
+                    output_dir=output_folder,
+                )
+            ]
+            if cfg.HCMEASURE.EVAL.COCO:
+                evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+            return DatasetEvaluators(evaluators)
+        raise NotImplementedError(
+            f"no evaluator for dataset {dataset_name!r} (evaluator_type={evaluator_type!r})"
+        )
+
+    @classmethod
+    def build_train_loader(cls, cfg):
+        if cfg.MODEL.META_ARCHITECTURE in ("HeadRCNN", "GeneralizedRCNN"):
+            mapper = DatasetMapper(cfg, is_train=True, augmentations=build_hc18_train_augmentations(cfg))
+            return build_detection_train_loader(cfg, mapper=mapper)
+        return super().build_train_loader(cfg)
+
+
+def setup(args):
+    cfg = get_cfg()
+    add_hcmeasure_config(cfg)
+    cfg.merge_from_file(args.config_file)
+    cfg.merge_from_list(args.opts)
+    if not torch.cuda.is_available():
+        cfg.MODEL.DEVICE = "cpu"
+    cfg.freeze()
+    default_setup(cfg, args)
+    return cfg
+
+
+def main(args):
+    cfg = setup(args)
+    if args.eval_only:
+        model = Trainer.build_model(cfg)
+        HCMeasureCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
+            cfg.MODEL.WEIGHTS, resume=args.resume
+        )
+        res = Trainer.test(cfg, model)
+        if comm.is_main_process():
+            verify_results(cfg, res)
+        return res
+    trainer = Trainer(cfg)
+    trainer.resume_or_load(resume=args.resume)
+    return trainer.train()
+
+
+if __name__ == "__main__":
+    args = default_argument_parser().parse_args()
+    logging.getLogger("hcmeasure").setLevel(logging.INFO)
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )

@@ -1,1 +1,8 @@
 """Evaluation: HC18 metrics and Detectron2 evaluators."""
+from .hc18 import (  # noqa: F401
+    HC18Evaluator,
+    dice,
+    evaluate_measurements,
+    hausdorff_mm,
+    hc_differences,
+)

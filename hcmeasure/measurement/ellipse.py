@@ -133,8 +133,10 @@ def ramanujan_perimeter(a: float, b: float, formula: int = 2) -> float:
     ``formula=1``: Ramanujan's first approximation ``pi (3(a+b) - sqrt((3a+b)(a+3b)))``
     (the one quoted by HC18). ``formula=2`` (default): Ramanujan's second,
     ``pi (a+b) (1 + 3h / (10 + sqrt(4 - 3h)))`` with ``h = ((a-b)/(a+b))^2``, which is
-    more accurate (relative error below 1e-9 for HC18-like ellipses, below 4e-5 even
-    for a degenerate one). Both are exact for a circle.
+    more accurate. Both are exact for a circle and fall slightly short otherwise.
+    Relative error against the exact perimeter ``4 a E(1 - b^2/a^2)``: for
+    ``b/a >= 0.5`` (all HC18 heads) below 3e-6 (formula 1) and 5e-10 (formula 2);
+    at worst, for a degenerate ellipse (``b -> 0``), 0.42 % and 0.040 %.
     """
     a, b = float(a), float(b)
     if a < 0 or b < 0:
@@ -193,6 +195,15 @@ def fit_ellipse_to_points(
     pts = np.asarray(points, dtype=np.float64)
     if pts.ndim != 2 or pts.shape[1] != 2 or len(pts) < 5:
         raise EllipseFitError(f"need at least 5 points to fit an ellipse, got {len(pts)}")
+    # A conic has 5 degrees of freedom: fewer distinct points (e.g. the closed 4-point
+    # contour of a single pixel) would give an arbitrary ellipse.
+    unique = np.unique(pts, axis=0)
+    if len(unique) < 5:
+        raise EllipseFitError(f"need at least 5 distinct points to fit an ellipse, got {len(unique)}")
+    centred = unique - unique.mean(axis=0)
+    spread = np.linalg.eigvalsh(centred.T @ centred)
+    if spread[0] <= 1e-9 * max(spread[1], 1.0):
+        raise EllipseFitError("points are collinear: no ellipse passes through them")
     keep = np.ones(len(pts), bool)
     ellipse = None
     for _ in range(max_iter + 1):

@@ -68,7 +68,7 @@ def _load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> 
     if not weights.is_file():
         raise ModelLoadError(f"{weights}: checkpoint not found. Pass --model with a .pth file trained by tools/train_net.py.")
     try:
-        state = HCMeasureCheckpointer(model)._load_file(str(weights))
+        state = HCMeasureCheckpointer(model).read_checkpoint(str(weights))
     except Exception as exc:
         raise ModelLoadError(f"{weights}: cannot read the checkpoint ({exc}).") from exc
     state = state.get("model", state)

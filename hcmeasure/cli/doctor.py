@@ -38,7 +38,7 @@ def run(args) -> int:
     import torch
     import torchvision
 
-    from ..data.hc18 import hc18_root
+    from ..data.hc18 import default_root
     from ..modeling.backbone.efficientnet_lite import pretrained_weights_path
     from ..predictor import DEFAULT_MODEL_DIR, default_model_paths
 
@@ -57,8 +57,8 @@ def run(args) -> int:
         lines.append(("torchvision ops", "roi_align/nms load" if ops_ok else "missing"))
     except Exception as exc:  # the CPU-only torch wheel cannot load them
         lines.append(("torchvision ops", f"NOT loadable ({exc}); install PyPI's default torch wheel"))
-    root = hc18_root()
-    if root is not None and (root / "training_set").is_dir():
+    root = default_root()
+    if (root / "training_set").is_dir():
         lines.append(("HC18 data", f"found at {root}"))
     else:
         lines.append(("HC18 data", "not found; set HCMEASURE_HC18_ROOT to the folder with training_set/"))

@@ -189,7 +189,11 @@ def run(args) -> int:
         batch: list[tuple[Path, np.ndarray, dict]] = []
 
         def flush():
-            heads = predictor.measure([b[2] for b in batch])
+            try:
+                heads = predictor.measure([b[2] for b in batch])
+            except Exception as exc:  # keep going: the batch's rows say what happened
+                problems.append(f"inference failed on {', '.join(b[0].name for b in batch)}: {exc!r}")
+                heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
             for (path, gray, _), head in zip(batch, heads):
                 size = single if single is not None else (table.get(path.name) if table is not None else None)
                 row = _row_for(path.name, head, size, args.perimeter_formula)

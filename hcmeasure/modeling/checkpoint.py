@@ -62,6 +62,16 @@ def _load_torchvision_url(name: str):
 class HCMeasureCheckpointer(DetectionCheckpointer):
     """``DetectionCheckpointer`` that also understands torchvision ResNet checkpoints."""
 
+    def read_checkpoint(self, path: str) -> dict:
+        """The checkpoint dict of a local file, as :meth:`load` would read it (no model update)."""
+        from urllib.parse import urlparse
+
+        self._parsed_url_during_load = urlparse(path)
+        try:
+            return self._load_file(path)
+        finally:
+            self._parsed_url_during_load = None
+
     def _load_file(self, filename):
         if filename.startswith("torchvision://"):
             state = _load_torchvision_url(filename[len("torchvision://"):])

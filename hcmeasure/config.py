@@ -28,7 +28,28 @@ def add_hcmeasure_config(cfg):
     # MODEL.WEIGHTS ends in .pth/.pt and this is True (hcmeasure.modeling.checkpoint).
     _C.MODEL.TORCHVISION_WEIGHTS = False
 
+    # Losses of the semantic-segmentation models (hcmeasure.modeling.losses).
+    _C.MODEL.SEG_LOSS = CN()
+    _C.MODEL.SEG_LOSS.CE_WEIGHT = 1.0
+    _C.MODEL.SEG_LOSS.DICE_WEIGHT = 0.0
+    # Per-class weights of the cross-entropy ([] = unweighted).
+    _C.MODEL.SEG_LOSS.CLASS_WEIGHTS = []
+    _C.MODEL.SEG_LOSS.DICE_SMOOTH = 1.0
+    _C.MODEL.SEG_LOSS.DICE_INCLUDE_BACKGROUND = True
+
     _C.HCMEASURE = CN()
+    # Optimizer (hcmeasure.solver): "SGD", "ADAM" or "ADAMW", and per-module LR factors
+    # as [[parameter-name prefix, factor], ...].
+    _C.HCMEASURE.SOLVER = CN()
+    _C.HCMEASURE.SOLVER.OPTIMIZER = "SGD"
+    _C.HCMEASURE.SOLVER.LR_MULTIPLIERS = []
+    # Data pipeline of the semantic-segmentation models (hcmeasure.data.semantic).
+    _C.HCMEASURE.SEMSEG = CN()
+    # (height, width) to resize every image to, e.g. (256, 256); () = short-side resize.
+    _C.HCMEASURE.SEMSEG.FIXED_SIZE = ()
+    _C.HCMEASURE.SEMSEG.HFLIP = True
+    _C.HCMEASURE.SEMSEG.VFLIP = False
+
     # Ultrasound photometric augmentation during training (ranges of the factor).
     _C.HCMEASURE.AUG = CN()
     _C.HCMEASURE.AUG.BRIGHTNESS = (0.8, 1.2)

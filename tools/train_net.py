@@ -6,8 +6,9 @@
     python tools/train_net.py --config-file ... --num-gpus 8          # multi-GPU via launch()
     python tools/train_net.py --config-file ... --resume              # continue from last_checkpoint
 
-Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog:
-"hc18" -> HC18Evaluator (HC MAD/MSD in mm, Dice, Hausdorff) plus COCOEvaluator.
+Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog
+(hcmeasure.evaluation.registry): "hc18" -> HC18Evaluator (HC MAD/MSD in mm, Dice,
+Hausdorff) plus COCOEvaluator; "sem_seg" -> SemSegEvaluator (mIoU).
 """
 import logging
 import os
@@ -16,15 +17,22 @@ import torch
 
 import detectron2.utils.comm as comm
 from detectron2.config import get_cfg
-from detectron2.data import DatasetMapper, MetadataCatalog, build_detection_train_loader
+from detectron2.data import (
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+)
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
-from detectron2.evaluation import COCOEvaluator, DatasetEvaluators, verify_results
+from detectron2.evaluation import verify_results
 
 import hcmeasure  # noqa: F401  (registers datasets, backbones, meta-architectures)
 from hcmeasure.config import add_hcmeasure_config
+from hcmeasure.data.semantic import SemanticDatasetMapper
 from hcmeasure.data.transforms import build_hc18_train_augmentations
-from hcmeasure.evaluation.hc18 import HC18Evaluator
+from hcmeasure.evaluation.registry import build_evaluators
 from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
+from hcmeasure.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
@@ -39,32 +47,34 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
+        """Evaluators by the dataset's ``evaluator_type`` (hcmeasure.evaluation.registry):
+        "hc18" -> HC18Evaluator + COCOEvaluator; "sem_seg" -> SemSegEvaluator; ..."""
         output_folder = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
-        evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
-        if evaluator_type == "hc18":
-            pp = cfg.HCMEASURE.POSTPROCESS
-            evaluators = [
-                HC18Evaluator(
-                    dataset_name,
-                    mask_threshold=pp.MASK_THRESHOLD,
-                    min_score=pp.MIN_SCORE,
-                    perimeter_formula=pp.PERIMETER_FORMULA,
-                    output_dir=output_folder,
-                )
-            ]
-            if cfg.HCMEASURE.EVAL.COCO:
-                evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
-            return DatasetEvaluators(evaluators)
-        raise NotImplementedError(
-            f"no evaluator for dataset {dataset_name!r} (evaluator_type={evaluator_type!r})"
-        )
+        return build_evaluators(cfg, dataset_name, output_folder)
+
+    @classmethod
+    def build_optimizer(cls, cfg, model):
+        """SGD/Adam/AdamW with per-module LR factors (HCMEASURE.SOLVER, hcmeasure.solver)."""
+        return build_optimizer(cfg, model)
 
     @classmethod
     def build_train_loader(cls, cfg):
-        if cfg.MODEL.META_ARCHITECTURE in ("HeadRCNN", "GeneralizedRCNN"):
-            mapper = DatasetMapper(cfg, is_train=True, augmentations=build_hc18_train_augmentations(cfg))
-            return build_detection_train_loader(cfg, mapper=mapper)
-        return super().build_train_loader(cfg)
+        if is_semantic(cfg):
+            return build_detection_train_loader(cfg, mapper=SemanticDatasetMapper(cfg, is_train=True))
+        mapper = DatasetMapper(cfg, is_train=True, augmentations=build_hc18_train_augmentations(cfg))
+        return build_detection_train_loader(cfg, mapper=mapper)
+
+    @classmethod
+    def build_test_loader(cls, cfg, dataset_name):
+        if is_semantic(cfg):
+            return build_detection_test_loader(cfg, dataset_name, mapper=SemanticDatasetMapper(cfg, is_train=False))
+        return super().build_test_loader(cfg, dataset_name)
+
+
+def is_semantic(cfg) -> bool:
+    """True when the training datasets are semantic-segmentation ones (by their metadata)."""
+    names = cfg.DATASETS.TRAIN or cfg.DATASETS.TEST
+    return bool(names) and MetadataCatalog.get(names[0]).get("evaluator_type", None) == "sem_seg"
 
 
 def setup(args):

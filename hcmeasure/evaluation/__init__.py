@@ -6,3 +6,4 @@ from .hc18 import (  # noqa: F401
     hausdorff_mm,
     hc_differences,
 )
+from .registry import EVALUATOR_BUILDERS, build_evaluators, register_evaluator_builder  # noqa: F401

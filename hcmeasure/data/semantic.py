@@ -1,0 +1,127 @@
+"""Semantic-segmentation data plumbing shared by every semantic dataset.
+
+* Label decoders: each dataset stores its masks its own way (palette PNGs with
+  class indices, binary JPEGs, RGB colour codes). A dataset names its decoder in
+  its metadata (``label_decoder``) and in each dataset dict (``sem_seg_decoder``);
+  :func:`decode_label` turns the file into an (H, W) uint8 array of class indices
+  (255 = ignore). Register new ones with :func:`register_label_decoder`.
+* :class:`SemanticDatasetMapper`: reads image and label, applies Detectron2
+  augmentations to both, and returns ``image`` (C, H, W) and ``sem_seg`` (H, W).
+"""
+from __future__ import annotations
+
+import copy
+from typing import Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from detectron2.config import configurable
+from detectron2.data import detection_utils as utils
+from detectron2.data import transforms as T
+from detectron2.utils.file_io import PathManager
+
+__all__ = [
+    "LABEL_DECODERS",
+    "register_label_decoder",
+    "decode_label",
+    "build_semantic_augmentations",
+    "SemanticDatasetMapper",
+]
+
+LABEL_DECODERS: dict[str, Callable[[str], np.ndarray]] = {}
+
+
+def register_label_decoder(name: str):
+    """Decorator: register ``fn(path) -> (H, W) uint8 class indices`` under ``name``."""
+
+    def wrap(fn):
+        LABEL_DECODERS[name] = fn
+        return fn
+
+    return wrap
+
+
+@register_label_decoder("index_png")
+def decode_index_png(path: str) -> np.ndarray:
+    """Stored values as class indices: palette PNGs keep their indices (not converted to grey)."""
+    with PathManager.open(path, "rb") as f:
+        im = Image.open(f)
+        if im.mode not in ("P", "L", "I", "I;16"):
+            raise ValueError(f"{path}: label image has mode {im.mode}; expected palette (P) or grey (L) indices")
+        return np.asarray(im).astype(np.uint8)
+
+
+def decode_label(path: str, decoder: str = "index_png") -> np.ndarray:
+    try:
+        fn = LABEL_DECODERS[decoder]
+    except KeyError:
+        raise KeyError(f"unknown label decoder {decoder!r}; known: {sorted(LABEL_DECODERS)}") from None
+    return fn(path)
+
+
+def build_semantic_augmentations(cfg, is_train: bool) -> list:
+    """Resize (short side, or a fixed size when ``INPUT.MIN_SIZE_TRAIN`` has one value and
+    ``HCMEASURE.SEMSEG.FIXED_SIZE``), random crop (``INPUT.CROP``), flips."""
+    sem = cfg.HCMEASURE.SEMSEG
+    if sem.FIXED_SIZE:
+        h, w = sem.FIXED_SIZE
+        augs = [T.Resize((h, w))]
+    elif is_train:
+        augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
+                                     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)]
+    else:
+        augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)]
+    if not is_train:
+        return augs
+    if cfg.INPUT.CROP.ENABLED:
+        augs.append(T.RandomCrop_CategoryAreaConstraint(
+            cfg.INPUT.CROP.TYPE, cfg.INPUT.CROP.SIZE, cfg.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA,
+            cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE))
+    if sem.HFLIP:
+        augs.append(T.RandomFlip(prob=0.5, horizontal=True, vertical=False))
+    if sem.VFLIP:
+        augs.append(T.RandomFlip(prob=0.5, horizontal=False, vertical=True))
+    return augs
+
+
+class SemanticDatasetMapper:
+    """Dataset dict -> model input for semantic segmentation (training and test)."""
+
+    @configurable
+    def __init__(self, is_train: bool, *, augmentations, image_format: str, ignore_label: int = 255):
+        self.is_train = is_train
+        self.augmentations = T.AugmentationList(augmentations)
+        self.image_format = image_format
+        self.ignore_label = ignore_label
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        return {
+            "is_train": is_train,
+            "augmentations": build_semantic_augmentations(cfg, is_train),
+            "image_format": cfg.INPUT.FORMAT,
+            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+        }
+
+    def __call__(self, dataset_dict):
+        d = copy.deepcopy(dataset_dict)
+        image = utils.read_image(d["file_name"], format=self.image_format)
+        utils.check_image_size(d, image)
+        label = None
+        if "sem_seg_file_name" in d:
+            label = decode_label(d["sem_seg_file_name"], d.get("sem_seg_decoder", "index_png"))
+            if label.shape != image.shape[:2]:
+                raise ValueError(
+                    f"{d['sem_seg_file_name']}: label size {label.shape[::-1]} differs from image "
+                    f"{d['file_name']} size {image.shape[1::-1]} (width x height)")
+        aug_input = T.AugInput(image, sem_seg=label)
+        self.augmentations(aug_input)
+        image, label = aug_input.image, aug_input.sem_seg
+        d["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
+        if label is not None:
+            d["sem_seg"] = torch.as_tensor(label.astype(np.int64))
+        if not self.is_train:
+            d.pop("sem_seg", None)
+        return d

@@ -1,0 +1,60 @@
+"""Which Detectron2 evaluators a dataset gets, by its metadata's ``evaluator_type``.
+
+``tools/train_net.py`` calls :func:`build_evaluators`; a module adding a kind of
+dataset registers a builder ``fn(cfg, dataset_name, output_folder) -> list`` with
+:func:`register_evaluator_builder` instead of editing the trainer.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+from detectron2.data import MetadataCatalog
+from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+
+__all__ = ["EVALUATOR_BUILDERS", "register_evaluator_builder", "build_evaluators"]
+
+EVALUATOR_BUILDERS: dict[str, Callable] = {}
+
+
+def register_evaluator_builder(evaluator_type: str):
+    def wrap(fn):
+        EVALUATOR_BUILDERS[evaluator_type] = fn
+        return fn
+
+    return wrap
+
+
+def build_evaluators(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluators:
+    evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
+    try:
+        builder = EVALUATOR_BUILDERS[evaluator_type]
+    except KeyError:
+        raise NotImplementedError(
+            f"no evaluator for dataset {dataset_name!r} (evaluator_type={evaluator_type!r}); "
+            f"known types: {sorted(EVALUATOR_BUILDERS)}"
+        ) from None
+    return DatasetEvaluators(builder(cfg, dataset_name, output_folder))
+
+
+@register_evaluator_builder("hc18")
+def _hc18(cfg, dataset_name, output_folder):
+    from .hc18 import HC18Evaluator
+
+    pp = cfg.HCMEASURE.POSTPROCESS
+    evaluators = [
+        HC18Evaluator(dataset_name, mask_threshold=pp.MASK_THRESHOLD, min_score=pp.MIN_SCORE,
+                      perimeter_formula=pp.PERIMETER_FORMULA, output_dir=output_folder)
+    ]
+    if cfg.HCMEASURE.EVAL.COCO:
+        evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+    return evaluators
+
+
+@register_evaluator_builder("sem_seg")
+def _sem_seg(cfg, dataset_name, output_folder):
+    from ..data.semantic import decode_label
+    from .compat import SemSegEvaluator
+
+    decoder = MetadataCatalog.get(dataset_name).get("label_decoder", "index_png")
+    return [SemSegEvaluator(dataset_name, output_dir=output_folder,
+                            sem_seg_loading_fn=lambda path, dtype=int: decode_label(path, decoder).astype(dtype))]

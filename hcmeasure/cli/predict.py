@@ -233,6 +233,6 @@ def run(args) -> int:
         print(f"warning: skipped {len(others)} non-image file(s): "
               f"{', '.join(p.name for p in others[:5])}{' ...' if len(others) > 5 else ''}", file=sys.stderr)
     summary = ", ".join(f"{n} {s}" for s, n in counts.most_common())
-    print(f"measured {len(ordered)} image(s) in {elapsed:.1f} s ({elapsed / len(ordered):.2f} s/image): "
+    print(f"measured {len(ordered)} image(s) in {elapsed:.2f} s ({elapsed / len(ordered):.2f} s/image): "
           f"{summary} -> {out / 'measurements.csv'}")
     return 0

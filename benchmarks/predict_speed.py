@@ -1,0 +1,127 @@
+#!/usr/bin/env python
+"""Speed of ``hcmeasure predict`` versus a hand-written Detectron2 ``DefaultPredictor`` loop.
+
+    .venv/bin/python benchmarks/predict_speed.py [--model CKPT --config CFG] [--images DIR] [--n 24]
+                                                 [--device cpu|cuda] [--batch-size 4]
+
+Both runs use the same model and images (default: the first N HC18 test images).
+``hcmeasure predict`` is timed end to end (reading, pre-processing, network, ellipse
+fit, CSVs, overlays) after the model is loaded; the time inside the network's forward
+pass is measured by wrapping ``GeneralizedRCNN.inference``, and the rest is reported
+as the non-network share. The baseline is what a user would write by hand: read with
+OpenCV, ``DefaultPredictor(image)``, then fit the ellipse on the pasted head mask.
+Writes ``benchmarks/results/predict_speed_<device>.json``.
+"""
+import argparse
+import contextlib
+import io
+import json
+import os
+import platform
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path)
+    p.add_argument("--config", type=Path)
+    p.add_argument("--images", type=Path, help="folder of scans (default: HC18 test_set)")
+    p.add_argument("--n", type=int, default=24)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--batch-size", type=int, default=4)
+    args = p.parse_args(argv)
+
+    from detectron2.engine import DefaultPredictor
+    from detectron2.modeling import GeneralizedRCNN
+
+    from hcmeasure.cli.main import main as cli
+    from hcmeasure.cli.predict import resolve_model
+    from hcmeasure.data.hc18 import TEST_DIR, resolve_root
+    from hcmeasure.measurement.head import measure_head_from_instances
+    from hcmeasure.predictor import load_config
+    from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
+
+    config, weights = resolve_model(args.model, args.config)
+    src = args.images or resolve_root() / TEST_DIR
+    images = sorted(q for q in src.iterdir() if q.suffix.lower() == ".png")[: args.n]
+    forward_s = [0.0]
+    original = GeneralizedRCNN.inference
+
+    def timed(self, *a, **k):
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        t = time.perf_counter()
+        out = original(self, *a, **k)
+        if args.device.startswith("cuda"):
+            torch.cuda.synchronize()
+        forward_s[0] += time.perf_counter() - t
+        return out
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        folder = tmp / "scans"
+        folder.mkdir()
+        for q in images:
+            shutil.copy(q, folder / q.name)
+        # warm-up run (model load, first-call allocations), then the timed run
+        warm = tmp / "warm"
+        warm.mkdir()
+        shutil.copy(images[0], warm / images[0].name)
+        base = ["--model", str(weights), "--config", str(config), "--device", args.device,
+                "--pixel-size", "0.1"]
+        cli(["predict", str(warm), "--out", str(tmp / "w")] + base)
+        GeneralizedRCNN.inference = timed
+        try:
+            forward_s[0] = 0.0
+            buf = io.StringIO()
+            with contextlib.redirect_stdout(buf):
+                cli(["predict", str(folder), "--out", str(tmp / "out"), "--batch-size", str(args.batch_size)] + base)
+            # The CLI's summary times the folder run after the model is loaded.
+            total_s = float(re.search(r"image\(s\) in ([0-9.]+) s", buf.getvalue()).group(1))
+            print(buf.getvalue().strip())
+        finally:
+            GeneralizedRCNN.inference = original
+        ours_forward = forward_s[0]
+
+        cfg = load_config(config, device=args.device)
+        predictor = DefaultPredictor(cfg)
+        HCMeasureCheckpointer(predictor.model).load(str(weights))
+        predictor(cv2.imread(str(images[0])))  # warm-up
+        t = time.perf_counter()
+        for q in images:
+            img = cv2.imread(str(q))
+            out = predictor(img)
+            measure_head_from_instances(out["instances"].to("cpu"))
+        baseline_s = time.perf_counter() - t
+
+    n = len(images)
+    result = {
+        "command": " ".join(["python", "benchmarks/predict_speed.py"] + (argv or sys.argv[1:])),
+        "device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), torch threads {torch.get_num_threads()}",
+        "n_images": n,
+        "batch_size": args.batch_size,
+        "model": str(weights),
+        "hcmeasure_predict_s_per_image": round(total_s / n, 4),
+        "network_forward_s_per_image": round(ours_forward / n, 4),
+        "non_network_share": round(1 - ours_forward / total_s, 4),
+        "default_predictor_loop_s_per_image": round(baseline_s / n, 4),
+    }
+    dest = REPO / "benchmarks" / "results" / f"predict_speed_{args.device}.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -37,6 +37,80 @@ def add_hcmeasure_config(cfg):
     _C.MODEL.SEG_LOSS.DICE_SMOOTH = 1.0
     _C.MODEL.SEG_LOSS.DICE_INCLUDE_BACKGROUND = True
 
+    # ---- Polyp models (issue 4): U-Net / ResNet U-Net and GLoFF-Net --------------------
+    # Encoder shared by MODEL.META_ARCHITECTURE "UNet" and "GLoFFNet"
+    # (hcmeasure.modeling.parts.encoders). It yields five feature maps F1..F5.
+    _C.MODEL.SEG_ENCODER = CN()
+    # "unet" (plain U-Net conv encoder, random init) or a torchvision ResNet:
+    # "resnet18", "resnet34", "resnet50".
+    _C.MODEL.SEG_ENCODER.NAME = "unet"
+    # Plain encoder: channels of the first stage, doubled at each of the following stages.
+    _C.MODEL.SEG_ENCODER.WIDTH = 64
+    # Normalisation after each convolution: "BN", "SyncBN", "GN", "FrozenBN" or "" (none).
+    _C.MODEL.SEG_ENCODER.NORM = "BN"
+    # ResNet ImageNet weights: "" (random init), a local .pth (torchvision state dict), or
+    # "torchvision" (torchvision's own download / cache). Skipped when MODEL.WEIGHTS is set,
+    # since that checkpoint replaces them.
+    _C.MODEL.SEG_ENCODER.PRETRAINED = ""
+    # U-Net decoder (hcmeasure.modeling.parts.decoders), used by "UNet".
+    _C.MODEL.UNET = CN()
+    # Output channels of the decoder blocks, deepest first; [] = the skip features'
+    # channels (classic U-Net), halved for blocks without a skip.
+    _C.MODEL.UNET.DECODER_CHANNELS = []
+    # Upsampling in the decoder: "transpose" (2x2 transposed convolution) or "bilinear".
+    _C.MODEL.UNET.UPSAMPLE = "transpose"
+    _C.MODEL.UNET.NORM = "BN"
+    # GLoFF-Net (hcmeasure.modeling.meta_arch.gloffnet).
+    _C.MODEL.GLOFFNET = CN()
+    # Channels of the global feature G.
+    _C.MODEL.GLOFFNET.GLOBAL_CHANNELS = 64
+    # G is built at the size of F(GLOBAL_LEVEL + 1): 0 = F1 ... 3 = F4.
+    _C.MODEL.GLOFFNET.GLOBAL_LEVEL = 2
+    _C.MODEL.GLOFFNET.DECODER_CHANNELS = []
+    _C.MODEL.GLOFFNET.UPSAMPLE = "transpose"
+    _C.MODEL.GLOFFNET.NORM = "BN"
+    # Spatial attention: kernel of the convolution over [mean, max] channel maps.
+    _C.MODEL.GLOFFNET.SA_KERNEL = 7
+    # Channel attention: reduction ratio of the shared MLP.
+    _C.MODEL.GLOFFNET.CA_REDUCTION = 16
+    # ---- end of polyp models -------------------------------------------------------------
+
+    # ---- EDNet / FCN baseline for PASCAL VOC 2012 (issue 5) -----------------------------
+    # MODEL.META_ARCHITECTURE "EDNet" (hcmeasure.modeling.meta_arch.ednet). The encoder is
+    # MODEL.BACKBONE.NAME (Detectron2's ResNet in the VOC configs, MODEL.RESNETS.*).
+    _C.MODEL.EDNET = CN()
+    # Encoder outputs read by the decoder, fine to coarse (strides 4, 8, 16, 32).
+    _C.MODEL.EDNET.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    # Module switches; all False = the FCN baseline.
+    _C.MODEL.EDNET.USE_SIM = True  # Spatial Information Branch (four SIMs from the image)
+    _C.MODEL.EDNET.USE_GPM = True  # Global Pooling Module on the last encoder feature
+    _C.MODEL.EDNET.USE_FFM = True  # Feature Fusion Module per scale
+    _C.MODEL.EDNET.USE_BRM = True  # Boundary Refinement Module per scale
+    # Output channels of each SIM's 3x3 stride-2 convolution (the average pooling adds
+    # the SIM's input channels on top).
+    _C.MODEL.EDNET.SIM_CHANNELS = [32, 64, 128, 256]
+    # Channels of the GPM's 1x1 convolution.
+    _C.MODEL.EDNET.GPM_CHANNELS = 256
+    # Width of the FFMs and BRMs.
+    _C.MODEL.EDNET.DECODER_CHANNELS = 160
+    # Squeeze ratio of the FFMs' channel attention.
+    _C.MODEL.EDNET.ATTENTION_REDUCTION = 4
+    # Norm after the SIB/FFM/BRM convolutions: "BN", "SyncBN" (multi-GPU), "GN", "".
+    _C.MODEL.EDNET.NORM = "BN"
+    # "poly" learning-rate schedule: SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
+    # (Detectron2's DeepLab project, wired in tools/train_net.py):
+    # lr = BASE_LR * (1 - iter / MAX_ITER) ** POLY_LR_POWER, floored at
+    # BASE_LR * POLY_LR_CONSTANT_ENDING when that is > 0.
+    if "POLY_LR_POWER" not in _C.SOLVER:
+        _C.SOLVER.POLY_LR_POWER = 0.9
+    if "POLY_LR_CONSTANT_ENDING" not in _C.SOLVER:
+        _C.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
+    # Random crops of semantic datasets (hcmeasure.data.semantic) are retried until no
+    # class covers more than this share of the crop (1.0 = plain random crop).
+    if "SINGLE_CATEGORY_MAX_AREA" not in _C.INPUT.CROP:
+        _C.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
+    # ---- end of EDNet --------------------------------------------------------------------
+
     _C.HCMEASURE = CN()
     # Optimizer (hcmeasure.solver): "SGD", "ADAM" or "ADAMW", and per-module LR factors
     # as [[parameter-name prefix, factor], ...].
@@ -49,6 +123,15 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.SEMSEG.FIXED_SIZE = ()
     _C.HCMEASURE.SEMSEG.HFLIP = True
     _C.HCMEASURE.SEMSEG.VFLIP = False
+    # Polyp recipe augmentations (training only; probability 0 disables each):
+    # rotation by k*90 degrees (k uniform in 1..3) with probability ROT90_PROB;
+    # gamma = uniform(GAMMA_RANGE) on the image with probability GAMMA_PROB;
+    # per-channel shift uniform in [-RGB_SHIFT, RGB_SHIFT] with probability RGB_SHIFT_PROB.
+    _C.HCMEASURE.SEMSEG.ROT90_PROB = 0.0
+    _C.HCMEASURE.SEMSEG.GAMMA_RANGE = (0.7, 1.2)
+    _C.HCMEASURE.SEMSEG.GAMMA_PROB = 0.0
+    _C.HCMEASURE.SEMSEG.RGB_SHIFT = 10.0
+    _C.HCMEASURE.SEMSEG.RGB_SHIFT_PROB = 0.0
 
     # Ultrasound photometric augmentation during training (ranges of the factor).
     _C.HCMEASURE.AUG = CN()

@@ -29,3 +29,21 @@ def repo_root() -> Path:
 def hc18_root() -> Path:
     """Root of the real HC18 copy (training_set/, test_set/, the two CSVs)."""
     return _need(SHARED / "data" / "hc18", "HC18 data")
+
+
+@pytest.fixture(scope="session")
+def kvasir_root() -> Path:
+    """Real Kvasir-SEG subset (images/, masks/, pranet_*.txt)."""
+    return _need(SHARED / "data" / "kvasir-seg", "Kvasir-SEG data")
+
+
+@pytest.fixture(scope="session")
+def neopolyp_root() -> Path:
+    """Real BKAI-IGH NeoPolyp subset (train/, train_gt/, test/)."""
+    return _need(SHARED / "data" / "bkai-neopolyp", "BKAI-IGH NeoPolyp data")
+
+
+@pytest.fixture(scope="session")
+def cvc_colondb_root() -> Path:
+    """Real CVC-ColonDB subset (CVC-ColonDB/<n>.tif(f), p<n>.tiff, cp<n>.tiff)."""
+    return _need(SHARED / "data" / "cvc-colondb", "CVC-ColonDB data")

@@ -10,7 +10,6 @@ Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog
 (hcmeasure.evaluation.registry): "hc18" -> HC18Evaluator (HC MAD/MSD in mm, Dice,
 Hausdorff) plus COCOEvaluator; "sem_seg" -> SemSegEvaluator (mIoU).
 """
-import logging
 import os
 
 import torch
@@ -25,6 +24,7 @@ from detectron2.data import (
 )
 from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
 from detectron2.evaluation import verify_results
+from detectron2.utils.logger import setup_logger
 
 import hcmeasure  # noqa: F401  (registers datasets, backbones, meta-architectures)
 from hcmeasure.config import add_hcmeasure_config
@@ -58,6 +58,14 @@ class Trainer(DefaultTrainer):
         return build_optimizer(cfg, model)
 
     @classmethod
+    def build_lr_scheduler(cls, cfg, optimizer):
+        """Detectron2's schedulers plus "WarmupPolyLR" (poly, SOLVER.POLY_LR_POWER) from its
+        DeepLab project, which Detectron2's own builder does not know."""
+        from detectron2.projects.deeplab import build_lr_scheduler
+
+        return build_lr_scheduler(cfg, optimizer)
+
+    @classmethod
     def build_train_loader(cls, cfg):
         if is_semantic(cfg):
             return build_detection_train_loader(cfg, mapper=SemanticDatasetMapper(cfg, is_train=True))
@@ -72,9 +80,13 @@ class Trainer(DefaultTrainer):
 
 
 def is_semantic(cfg) -> bool:
-    """True when the training datasets are semantic-segmentation ones (by their metadata)."""
+    """True when the training datasets are semantic-segmentation ones (by their metadata:
+    ``evaluator_type`` "sem_seg", or ``is_semantic`` set, as on the polyp datasets)."""
     names = cfg.DATASETS.TRAIN or cfg.DATASETS.TEST
-    return bool(names) and MetadataCatalog.get(names[0]).get("evaluator_type", None) == "sem_seg"
+    if not names:
+        return False
+    meta = MetadataCatalog.get(names[0])
+    return meta.get("evaluator_type", None) == "sem_seg" or bool(meta.get("is_semantic", False))
 
 
 def setup(args):
@@ -86,6 +98,8 @@ def setup(args):
         cfg.MODEL.DEVICE = "cpu"
     cfg.freeze()
     default_setup(cfg, args)
+    # hcmeasure's own log messages go to the same console and log file as Detectron2's.
+    setup_logger(output=cfg.OUTPUT_DIR, distributed_rank=comm.get_rank(), name="hcmeasure")
     return cfg
 
 
@@ -107,7 +121,6 @@ def main(args):
 
 if __name__ == "__main__":
     args = default_argument_parser().parse_args()
-    logging.getLogger("hcmeasure").setLevel(logging.INFO)
     launch(
         main,
         args.num_gpus,

@@ -15,6 +15,7 @@ SUBCOMMANDS = {
     "fit": ("fit", "fit ellipses to existing masks/outlines and write measurements.csv"),
     "predict": ("predict", "measure HC on an image or a folder with a Mask R-CNN model"),
     "evaluate": ("evaluate", "compare measurements.csv with HC18 references (MAD, Dice, Hausdorff)"),
+    "segment": ("segment", "class-index masks, overlays and the BKAI-IGH RLE CSV with a semantic model"),
 }
 
 

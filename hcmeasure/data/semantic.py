@@ -27,6 +27,10 @@ __all__ = [
     "register_label_decoder",
     "decode_label",
     "build_semantic_augmentations",
+    "Rot90Transform",
+    "RandomRot90",
+    "RandomGamma",
+    "RandomRGBShift",
     "SemanticDatasetMapper",
 ]
 
@@ -63,7 +67,8 @@ def decode_label(path: str, decoder: str = "index_png") -> np.ndarray:
 
 def build_semantic_augmentations(cfg, is_train: bool) -> list:
     """Resize (short side, or a fixed size when ``INPUT.MIN_SIZE_TRAIN`` has one value and
-    ``HCMEASURE.SEMSEG.FIXED_SIZE``), random crop (``INPUT.CROP``), flips."""
+    ``HCMEASURE.SEMSEG.FIXED_SIZE``), random crop (``INPUT.CROP``), flips, and the polyp
+    recipe's 90-degree rotations, gamma and RGB shift (``HCMEASURE.SEMSEG.*_PROB``)."""
     sem = cfg.HCMEASURE.SEMSEG
     if sem.FIXED_SIZE:
         h, w = sem.FIXED_SIZE
@@ -83,7 +88,95 @@ def build_semantic_augmentations(cfg, is_train: bool) -> list:
         augs.append(T.RandomFlip(prob=0.5, horizontal=True, vertical=False))
     if sem.VFLIP:
         augs.append(T.RandomFlip(prob=0.5, horizontal=False, vertical=True))
+    # Polyp recipe (HCMEASURE.SEMSEG.ROT90_PROB, GAMMA_*, RGB_SHIFT*); see RandomRot90 below.
+    if sem.ROT90_PROB > 0:
+        augs.append(T.RandomApply(RandomRot90(), prob=sem.ROT90_PROB))
+    if sem.GAMMA_PROB > 0:
+        augs.append(T.RandomApply(RandomGamma(*sem.GAMMA_RANGE), prob=sem.GAMMA_PROB))
+    if sem.RGB_SHIFT_PROB > 0 and sem.RGB_SHIFT > 0:
+        augs.append(T.RandomApply(RandomRGBShift(sem.RGB_SHIFT), prob=sem.RGB_SHIFT_PROB))
     return augs
+
+
+# ---- Polyp recipe augmentations -------------------------------------------------------
+# Geometric ones move image and label together; photometric ones (ColorTransform) change
+# only the image and leave the label as it is.
+
+
+class Rot90Transform(T.Transform):
+    """Rotate by ``k`` * 90 degrees counter-clockwise (exact, no interpolation)."""
+
+    def __init__(self, k: int, height: int, width: int):
+        super().__init__()
+        self._set_attributes({"k": int(k) % 4, "height": height, "width": width})
+
+    def apply_image(self, img):
+        return np.ascontiguousarray(np.rot90(img, self.k, axes=(0, 1)))
+
+    def apply_segmentation(self, segmentation):
+        return self.apply_image(segmentation)
+
+    def apply_coords(self, coords):
+        # (x, y) in a width x height image; pixel edges at integers, as in Detectron2.
+        x, y = coords[:, 0].copy(), coords[:, 1].copy()
+        w, h = self.width, self.height
+        for _ in range(self.k):
+            x, y = y, w - x
+            w, h = h, w
+        coords[:, 0], coords[:, 1] = x, y
+        return coords
+
+    def inverse(self):
+        h, w = (self.width, self.height) if self.k % 2 else (self.height, self.width)
+        return Rot90Transform(-self.k, h, w)
+
+
+class RandomRot90(T.Augmentation):
+    """Rotation by k * 90 degrees, k uniform in {1, 2, 3} (wrap in RandomApply for a probability)."""
+
+    def get_transform(self, image):
+        return Rot90Transform(int(np.random.randint(1, 4)), image.shape[0], image.shape[1])
+
+
+def _gamma_op(gamma: float):
+    lut = np.clip(np.round(255.0 * (np.arange(256) / 255.0) ** gamma), 0, 255).astype(np.uint8)
+
+    def op(img):
+        if img.dtype == np.uint8:
+            return lut[img]
+        return np.clip(255.0 * (np.clip(img, 0, 255) / 255.0) ** gamma, 0, 255).astype(img.dtype)
+
+    return op
+
+
+class RandomGamma(T.Augmentation):
+    """``img = 255 * (img / 255) ** gamma`` with gamma uniform in [low, high] (e.g. 0.7-1.2,
+    "70-120 %"); the label is unchanged."""
+
+    def __init__(self, low: float = 0.7, high: float = 1.2):
+        super().__init__()
+        self._init(locals())
+
+    def get_transform(self, image):
+        return T.ColorTransform(_gamma_op(float(np.random.uniform(self.low, self.high))))
+
+
+class RandomRGBShift(T.Augmentation):
+    """Add to each colour channel its own offset, uniform in [-limit, limit], clipped to
+    0..255; the label is unchanged."""
+
+    def __init__(self, limit: float = 10.0):
+        super().__init__()
+        self._init(locals())
+
+    def get_transform(self, image):
+        shift = np.random.uniform(-self.limit, self.limit, size=image.shape[2] if image.ndim == 3 else 1)
+
+        def op(img):
+            out = np.clip(img.astype(np.float32) + shift.astype(np.float32), 0, 255)
+            return np.round(out).astype(img.dtype) if img.dtype == np.uint8 else out.astype(img.dtype)
+
+        return T.ColorTransform(op)
 
 
 class SemanticDatasetMapper:

@@ -7,3 +7,4 @@ from .hc18 import (  # noqa: F401
     hc_differences,
 )
 from .registry import EVALUATOR_BUILDERS, build_evaluators, register_evaluator_builder  # noqa: F401
+from .medseg import MedSegEvaluator  # noqa: F401  (registers evaluator_type "medseg")

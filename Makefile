@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hcmeasure-installed
 
-.PHONY: install test demo doctor val-benchmark speed-benchmark clean
+.PHONY: install test demo doctor val-benchmark speed-benchmark browser-test tiled-memory clean browser-deps
 
 install: $(STAMP)
 
@@ -19,6 +19,15 @@ $(STAMP): pyproject.toml requirements/torch.txt tools/install_detectron2.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest tests
+
+# Headless Chromium for the HTML report test (tests/cli/test_report.py); that test is
+# skipped, saying so, without it. Installs only when missing, and only as root (Debian/Ubuntu).
+browser-deps:
+	@if command -v chromium >/dev/null 2>&1; then echo "chromium: $$(command -v chromium)"; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; \
+	else echo "chromium is not installed and cannot be installed here (needs root and apt-get);" \
+		"the browser test will be skipped."; fi
 
 doctor: $(STAMP)
 	$(BIN)/hcmeasure doctor
@@ -34,6 +43,16 @@ val-benchmark: $(STAMP)
 
 speed-benchmark: $(STAMP)
 	$(BIN)/python benchmarks/predict_speed.py
+
+# Browser-side prediction (web/): npm packages, then the headless-Chromium test
+# (needs Debian's chromium at /usr/bin/chromium or $$CHROMIUM; screenshot in web/test-output/).
+browser-test: $(STAMP) browser-deps
+	cd web && npm ci --no-audit --no-fund
+	$(BIN)/python -m pytest tests/web -s
+
+# Peak memory of whole-image vs tiled inference of a 1200x1600 image (cell U-Net).
+tiled-memory: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/tiled_memory.py --out benchmarks/results/tiled_memory.json
 
 clean:
 	rm -rf $(VENV) build *.egg-info

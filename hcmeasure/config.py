@@ -36,6 +36,16 @@ def add_hcmeasure_config(cfg):
     _C.MODEL.SEG_LOSS.CLASS_WEIGHTS = []
     _C.MODEL.SEG_LOSS.DICE_SMOOTH = 1.0
     _C.MODEL.SEG_LOSS.DICE_INCLUDE_BACKGROUND = True
+    # Focal loss term (weight 0 = off): CE scaled by (1 - p_t) ** FOCAL_GAMMA, per-class
+    # alpha = CLASS_WEIGHTS (issue 6, imbalance of thin cell outlines).
+    _C.MODEL.SEG_LOSS.FOCAL_WEIGHT = 0.0
+    _C.MODEL.SEG_LOSS.FOCAL_GAMMA = 2.0
+    # Tversky loss term (weight 0 = off): TP / (TP + ALPHA FP + BETA FN), soft counts;
+    # BETA > ALPHA favours recall of the rare class. Shares DICE_SMOOTH and
+    # DICE_INCLUDE_BACKGROUND.
+    _C.MODEL.SEG_LOSS.TVERSKY_WEIGHT = 0.0
+    _C.MODEL.SEG_LOSS.TVERSKY_ALPHA = 0.3
+    _C.MODEL.SEG_LOSS.TVERSKY_BETA = 0.7
 
     # ---- Polyp models (issue 4): U-Net / ResNet U-Net and GLoFF-Net --------------------
     # Encoder shared by MODEL.META_ARCHITECTURE "UNet" and "GLoFFNet"
@@ -157,5 +167,48 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.EVAL = CN()
     # Also run Detectron2's COCO evaluator (bbox/segm AP) next to HC18Evaluator.
     _C.HCMEASURE.EVAL.COCO = True
+
+
+    # ---- Cell outlines: plain U-Net, RGBA outline targets, tiling (issue 6) -------------
+    # MODEL.META_ARCHITECTURE "PlainUNet" (hcmeasure.modeling.meta_arch.plain_unet).
+    _C.MODEL.PLAIN_UNET = CN()
+    # Resolution levels of the encoder (DEPTH - 1 max-poolings; inputs padded to a
+    # multiple of 2 ** (DEPTH - 1)).
+    _C.MODEL.PLAIN_UNET.DEPTH = 3
+    # Filters of each level, shallow first ([] = BASE_FILTERS * 2 ** level).
+    _C.MODEL.PLAIN_UNET.FILTERS = []
+    _C.MODEL.PLAIN_UNET.BASE_FILTERS = 32
+    # Decoder upsampling: "transpose" or "bilinear"; norm: "BN", "GN", "" ...
+    _C.MODEL.PLAIN_UNET.UPSAMPLE = "transpose"
+    _C.MODEL.PLAIN_UNET.NORM = "BN"
+    # Tiles (hcmeasure.inference.tiling, hcmeasure.data.cells).
+    _C.HCMEASURE.TILE = CN()
+    # Training samples: SIZE x SIZE tiles on a grid with OVERLAP pixels shared by
+    # neighbours (0 = whole images).
+    _C.HCMEASURE.TILE.SIZE = 200
+    _C.HCMEASURE.TILE.OVERLAP = 100
+    # Inference of PlainUNet: tile images larger than TEST_SIZE (0 = whole image at once)
+    # with TEST_OVERLAP, merged by "max" (over overlaps) or "blend" (smooth weights),
+    # TEST_BATCH tiles per forward pass.
+    _C.HCMEASURE.TILE.TEST_SIZE = 0
+    _C.HCMEASURE.TILE.TEST_OVERLAP = 100
+    _C.HCMEASURE.TILE.MERGE = "max"
+    _C.HCMEASURE.TILE.TEST_BATCH = 1
+    # Targets from RGBA outline drawings (hcmeasure.data.cells).
+    _C.HCMEASURE.CELLS = CN()
+    # Outline pixels: "alpha" (alpha > THRESHOLD) or "red" (red > THRESHOLD and red
+    # dominating green and blue).
+    _C.HCMEASURE.CELLS.CHANNEL = "alpha"
+    _C.HCMEASURE.CELLS.THRESHOLD = 127
+    # Widening of the outline: "none", "dilate" (disk of WIDEN_RADIUS pixels) or "blur"
+    # (Gaussian of sigma WIDEN_RADIUS, kept where above half the peak of a 1-px line).
+    _C.HCMEASURE.CELLS.WIDEN = "none"
+    _C.HCMEASURE.CELLS.WIDEN_RADIUS = 1.0
+    # Target: "outline" (class 1 = outline), "filled" (class 1 = cell interiors and
+    # outlines) or "outline_filled" (1 = outline, 2 = interior).
+    _C.HCMEASURE.CELLS.TARGET = "outline"
+    # The study's weighted recall: (W * outline recall + background recall) / (W + 1).
+    _C.HCMEASURE.CELLS.RECALL_WEIGHT = 10.0
+    # ---- end of cell outlines ------------------------------------------------------------
 
     return cfg

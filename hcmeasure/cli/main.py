@@ -15,7 +15,9 @@ SUBCOMMANDS = {
     "fit": ("fit", "fit ellipses to existing masks/outlines and write measurements.csv"),
     "predict": ("predict", "measure HC on an image or a folder with a Mask R-CNN model"),
     "evaluate": ("evaluate", "compare measurements.csv with HC18 references (MAD, Dice, Hausdorff)"),
+    "report": ("report", "write a self-contained HTML report (thumbnails, HC, GA, flags) for a predict run"),
     "segment": ("segment", "class-index masks, overlays and the BKAI-IGH RLE CSV with a semantic model"),
+    "export-onnx": ("export_onnx", "export a semantic-segmentation model to ONNX (for onnxruntime and web/)"),
 }
 
 

@@ -1,9 +1,18 @@
 """``hcmeasure predict INPUT --out OUT``: measure HC on an image or a folder.
 
-Writes ``OUT/measurements.csv`` (one row per image, with a status), the HC18
-leaderboard ``OUT/submission.csv``, and overlays ``OUT/overlays/<name>.png``
-(unless ``--no-overlays``). A problem with one image goes into its row and the
-run continues; all files are written atomically.
+Writes ``OUT/measurements.csv`` (one row per image or DICOM frame, with a status),
+the HC18 leaderboard ``OUT/submission.csv``, overlays ``OUT/overlays/<name>.png``
+(unless ``--no-overlays``) and, with ``--report``, ``OUT/report.html``. A problem
+with one image goes into its row and the run continues; all files are written
+atomically.
+
+DICOM files (see :mod:`hcmeasure.io.dicom`) carry their own calibration; the
+pixel size of each row comes from, in order: ``--pixel-size`` / ``--pixel-size-csv``
+(an override; a disagreement with the file's calibration is reported), the
+ultrasound region containing the head, ``PixelSpacing``, ``ImagerPixelSpacing``.
+The source is written in ``pixel_size_source``. Non-square pixels are measured
+in millimetre space (:mod:`hcmeasure.measurement.spacing`). Multi-frame files give
+one row per frame, named ``file.dcm#N`` (N from 1), unless ``--frame N``.
 """
 from __future__ import annotations
 
@@ -16,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.dicom import Calibration, DicomFrame, choose_calibration, is_dicom_file, read_dicom
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
 from ..io.tables import (
     MEASUREMENT_COLUMNS,
@@ -28,12 +38,16 @@ from ..io.tables import (
     submission_row,
     write_csv_atomic,
 )
+from ..measurement.ellipse import ramanujan_perimeter
+from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
 from ..measurement.head import HeadMeasurement
+from ..measurement.spacing import head_ellipse_in_mm
 from .common import CLIError
 
 
 def add_arguments(p):
-    p.add_argument("input", type=Path, help="an image file or a folder of images (png, jpg, tif, bmp)")
+    p.add_argument("input", type=Path,
+                   help="an image file or a folder of images (DICOM, png, jpg, tif, bmp; folders may mix them)")
     p.add_argument("--out", type=Path, required=True, help="output folder (created if needed)")
     p.add_argument("--model", type=Path, default=None,
                    help="checkpoint .pth (default: the model shipped with hcmeasure)")
@@ -43,7 +57,7 @@ def add_arguments(p):
     size.add_argument("--pixel-size-csv", type=Path, default=None,
                       help="HC18-style CSV 'filename,pixel size(mm)' giving each image's pixel size")
     size.add_argument("--pixel-size", type=float, default=None, metavar="MM",
-                      help="one pixel size in mm for every image")
+                      help="one pixel size in mm for every image (overrides DICOM calibration)")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None, help="default: cuda when available")
     p.add_argument("--batch-size", type=int, default=4, help="images per forward pass (default 4)")
     p.add_argument("--flip-tta", dest="flip_tta", action="store_true", default=None,
@@ -52,6 +66,15 @@ def add_arguments(p):
     p.add_argument("--no-overlays", action="store_true", help="do not write overlay PNGs")
     p.add_argument("--perimeter-formula", type=int, choices=(1, 2), default=2,
                    help="Ramanujan approximation for the perimeter (default 2, the more accurate)")
+    p.add_argument("--ga-formula", choices=(*FORMULAS, "none"), default=DEFAULT_FORMULA,
+                   help="gestational age from HC: intergrowth (INTERGROWTH-21st, default), hadlock "
+                        "(Hadlock 1984) or none")
+    p.add_argument("--frame", type=int, default=None, metavar="N",
+                   help="measure only frame N (from 1) of multi-frame DICOM files (default: every frame)")
+    p.add_argument("--keep-identifiers", action="store_true",
+                   help="also write the DICOM patient/study identifiers to measurements.csv "
+                        "(never written otherwise)")
+    p.add_argument("--report", action="store_true", help="also write OUT/report.html (see 'hcmeasure report')")
 
 
 def resolve_model(model: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -85,13 +108,13 @@ def collect_inputs(path: Path) -> tuple[list[Path], list[Path]]:
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder. Pass an image or a folder of images.")
     if path.is_file():
-        if path.suffix.lower() not in IMAGE_EXTENSIONS:
-            raise CLIError(f"{path}: not an image file (expected one of {', '.join(IMAGE_EXTENSIONS)}).")
+        if path.suffix.lower() not in IMAGE_EXTENSIONS and not is_dicom_file(path):
+            raise CLIError(f"{path}: not an image file (expected DICOM or one of {', '.join(IMAGE_EXTENSIONS)}).")
         return [path], []
     images, others = list_images(path)
     if not images:
         raise CLIError(
-            f"{path}: the folder holds no images ({', '.join(IMAGE_EXTENSIONS)}); "
+            f"{path}: the folder holds no images (DICOM, {', '.join(IMAGE_EXTENSIONS)}); "
             "point INPUT at the folder with the scans."
         )
     return images, others
@@ -132,23 +155,89 @@ def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes
     return buf.tobytes()
 
 
-def _row_for(name: str, head: HeadMeasurement, size: PixelSize | None, formula: int) -> dict:
+def overlay_filename(name: str) -> str:
+    """Overlay PNG name for a row: ``a.png`` -> ``a.png``, ``b.dcm`` -> ``b.png``,
+    ``c.dcm#3`` -> ``c_frame3.png``."""
+    base, _, frame = name.partition("#")
+    stem = Path(base).stem
+    return f"{stem}_frame{frame}.png" if frame else f"{stem}.png"
+
+
+#: Relative difference between an override and the file's calibration that is reported.
+DISAGREEMENT_TOLERANCE = 0.01
+
+#: Extra columns written with ``--keep-identifiers`` (DICOM keyword -> column).
+IDENTIFIER_COLUMNS = {
+    "PatientName": "patient_name",
+    "PatientID": "patient_id",
+    "PatientBirthDate": "patient_birth_date",
+    "AccessionNumber": "accession_number",
+    "StudyDate": "study_date",
+    "StudyInstanceUID": "study_instance_uid",
+}
+
+
+def resolve_pixel_size(name: str, file_name: str, head: HeadMeasurement, cals: list[Calibration],
+                       single: PixelSize | None, table: dict[str, PixelSize] | None):
+    """``(dx, dy, source, error, disagreement)`` for one row.
+
+    ``error`` is set (and dx/dy None) for an invalid override; ``disagreement`` is a
+    message when an override differs from the file's own calibration.
+    """
+    override, how = None, ""
+    if single is not None:
+        override, how = single, "pixel_size_arg"
+    elif table is not None:
+        override = table.get(name) or table.get(file_name)
+        how = "pixel_size_csv"
+    point = (head.ellipse.cx, head.ellipse.cy) if head.ellipse is not None else None
+    cal = choose_calibration(cals, point) if cals else None
+    if override is not None:
+        if override.error:
+            return None, None, how, override.error, None
+        v = override.value_mm
+        note = None
+        if cal is not None and max(abs(v - cal.dx_mm) / cal.dx_mm, abs(v - cal.dy_mm) / cal.dy_mm) > DISAGREEMENT_TOLERANCE:
+            note = (f"{name}: --{how.replace('_', '-').replace('-arg', '')} gives {v:.6g} mm but the file's "
+                    f"{cal.source} says {cal.dx_mm:.6g} x {cal.dy_mm:.6g} mm (x, y); the override is used")
+            how = f"{how} (disagrees with {cal.source} {cal.dx_mm:.6g}x{cal.dy_mm:.6g} mm)"
+        return v, v, how, None, note
+    if cal is not None:
+        return cal.dx_mm, cal.dy_mm, cal.source, None, None
+    return None, None, "", None, None
+
+
+def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | None, source: str,
+             size_error: str | None, args) -> dict:
     """Row for a measured image; without a (valid) pixel size HC stays in pixels."""
     status = head.status
-    mm = None
     if status == "ok":
-        if size is None:
-            status = "missing_pixel_size"
-        elif size.error:
+        if size_error:
             status = "invalid_pixel_size"
+        elif dx is None:
+            status = "missing_pixel_size"
+    ellipse_mm = None
+    ga = None
+    if head.ellipse is not None and dx is not None:
+        if abs(dx - dy) > 1e-12 * max(dx, dy):
+            ellipse_mm = head_ellipse_in_mm(head.ellipse, head.contour, dx, dy)
+            hc_mm = ramanujan_perimeter(ellipse_mm.a, ellipse_mm.b, args.perimeter_formula)
         else:
-            mm = size.value_mm
-    elif size is not None and not size.error:
-        mm = size.value_mm
+            hc_mm = ramanujan_perimeter(head.ellipse.a, head.ellipse.b, args.perimeter_formula) * dx
+        if status == "ok" and args.ga_formula != "none":
+            ga = estimate_ga(hc_mm, args.ga_formula)
     return measurement_row(
-        name, head.ellipse, mm, score=head.score, fit_iou=head.fit_iou, status=status,
-        perimeter_formula=formula,
+        name, head.ellipse, dx, score=head.score, fit_iou=head.fit_iou, status=status,
+        perimeter_formula=args.perimeter_formula, pixel_size_y_mm=dy, ellipse_mm=ellipse_mm,
+        pixel_size_source=source if dx is not None or size_error else "", ga=ga,
     )
+
+
+def _load_frames(path: Path, args) -> list[DicomFrame]:
+    """Every image of one input file as frames (a PNG etc. is one frame without calibration)."""
+    if is_dicom_file(path):
+        return read_dicom(path, frame=args.frame, keep_identifiers=args.keep_identifiers)
+    return [DicomFrame(path.name, read_scan(path))]
 
 
 def run(args) -> int:
@@ -157,6 +246,8 @@ def run(args) -> int:
 
     if args.batch_size < 1:
         raise CLIError(f"--batch-size {args.batch_size}: must be at least 1.")
+    if args.frame is not None and args.frame < 1:
+        raise CLIError(f"--frame {args.frame}: frames are numbered from 1.")
     images, others = collect_inputs(args.input)
     table, single = pixel_sizes_from_args(args)
     config, weights = resolve_model(args.model, args.config)
@@ -174,65 +265,95 @@ def run(args) -> int:
 
     def load(path: Path):
         try:
-            gray = read_scan(path)
+            frames = _load_frames(path, args)
         except ImageReadError as exc:
             return path, None, exc
-        return path, gray, predictor.preprocess(gray)
+        return path, frames, [predictor.preprocess(f.gray) for f in frames]
 
     rows: dict[str, dict] = {}
+    order: list[str] = []
     problems: list[str] = []
+    burned_in: list[str] = []
     start = time.perf_counter()
-    bar = tqdm(total=len(images), unit="img", desc="hcmeasure predict", file=sys.stderr, disable=None)
+    bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
     with ThreadPoolExecutor(max_workers=2) as io_pool:
         pending_writes = []
         loaded = io_pool.map(load, images)
-        batch: list[tuple[Path, np.ndarray, dict]] = []
+        batch: list[tuple[Path, DicomFrame, dict]] = []
 
         def flush():
             try:
                 heads = predictor.measure([b[2] for b in batch])
             except Exception as exc:  # keep going: the batch's rows say what happened
-                problems.append(f"inference failed on {', '.join(b[0].name for b in batch)}: {exc!r}")
+                problems.append(f"inference failed on {', '.join(b[1].name for b in batch)}: {exc!r}")
                 heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
-            for (path, gray, _), head in zip(batch, heads):
-                size = single if single is not None else (table.get(path.name) if table is not None else None)
-                row = _row_for(path.name, head, size, args.perimeter_formula)
-                rows[path.name] = row
+            for (path, frame, _), head in zip(batch, heads):
+                dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head, frame.calibrations,
+                                                                 single, table)
+                if note:
+                    problems.append(note)
+                row = _row_for(frame.name, head, dx, dy, source, error, args)
+                for keyword, column in IDENTIFIER_COLUMNS.items():
+                    if args.keep_identifiers:
+                        row[column] = frame.identifiers.get(keyword, "")
+                rows[frame.name] = row
                 if not args.no_overlays:
                     text = f"HC {row['hc_mm']} mm" if row["hc_mm"] else (
                         f"HC {row['hc_px']} px" if row["hc_px"] else row["status"])
-                    target = overlay_dir / f"{path.stem}.png"
+                    if row.get("ga_weeks"):
+                        text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
+                    target = overlay_dir / overlay_filename(frame.name)
                     pending_writes.append(io_pool.submit(
-                        lambda g=gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t))))
-            bar.update(len(batch))
+                        lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t))))
             batch.clear()
 
-        for path, gray, payload in loaded:
-            if gray is None:
+        for path, frames, payload in loaded:
+            if frames is None:
                 rows[path.name] = measurement_row(path.name, None, None, status=payload.reason)
+                order.append(path.name)
                 problems.append(str(payload))
                 bar.update(1)
                 continue
-            batch.append((path, gray, payload))
-            if len(batch) >= args.batch_size:
-                flush()
+            if any(f.burned_in_annotation for f in frames):
+                burned_in.append(path.name)
+            for frame, inp in zip(frames, payload):
+                order.append(frame.name)
+                batch.append((path, frame, inp))
+                if len(batch) >= args.batch_size:
+                    flush()
+            bar.update(1)
         if batch:
             flush()
         for f in pending_writes:
             f.result()
     bar.close()
 
-    ordered = [rows[p.name] for p in images]
-    write_csv_atomic(out / "measurements.csv", MEASUREMENT_COLUMNS, ordered)
+    ordered = [rows[n] for n in order]
+    columns = list(MEASUREMENT_COLUMNS)
+    if args.keep_identifiers:
+        columns += list(IDENTIFIER_COLUMNS.values())
+    write_csv_atomic(out / "measurements.csv", columns, ordered)
     write_csv_atomic(out / "submission.csv", SUBMISSION_COLUMNS, [submission_row(r) for r in ordered])
     elapsed = time.perf_counter() - start
     counts = Counter(r["status"] for r in ordered)
     for msg in problems:
         print(f"warning: {msg}", file=sys.stderr)
+    if burned_in and not args.no_overlays:
+        print(f"warning: {len(burned_in)} DICOM file(s) declare burned-in annotations (BurnedInAnnotation=YES): "
+              f"their overlays may show text burned into the scan, e.g. {burned_in[0]}", file=sys.stderr)
     if others:
         print(f"warning: skipped {len(others)} non-image file(s): "
               f"{', '.join(p.name for p in others[:5])}{' ...' if len(others) > 5 else ''}", file=sys.stderr)
+    ga_out = sum(1 for r in ordered if r.get("ga_status", "").startswith("hc_"))
+    if ga_out:
+        print(f"warning: {ga_out} HC value(s) outside the {FORMULAS[args.ga_formula].label} range: "
+              "no gestational age given for them (see ga_status)", file=sys.stderr)
     summary = ", ".join(f"{n} {s}" for s, n in counts.most_common())
     print(f"measured {len(ordered)} image(s) in {elapsed:.2f} s ({elapsed / len(ordered):.2f} s/image): "
           f"{summary} -> {out / 'measurements.csv'}")
+    if args.report:
+        from ..report import write_report
+
+        report = write_report(out)
+        print(f"report -> {report}")
     return 0

@@ -12,6 +12,13 @@ images and writes, for each image ``<stem>.<ext>``:
 * a row of ``DIR/segmentation.csv``: file name, status, size, and per foreground class its
   pixel count and area fraction.
 
+``--tile SIZE --overlap N`` runs the model on SIZE x SIZE tiles of each image at its own
+resolution (the config's test resize is skipped), ``--batch-size`` tiles at a time, and
+stitches the class scores (``--tile-merge``: per-class maximum over overlapping tiles, or
+a smooth weighted blend) before the arg-max: any semantic model can then segment images
+larger than those it was trained on without holding all tiles' activations at once
+(:mod:`hcmeasure.inference.tiling`).
+
 Class names and colours come from the metadata of the config's first test (else train)
 dataset when its ``stuff_classes`` fit ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``.
 
@@ -58,6 +65,13 @@ def add_arguments(p):
     p.add_argument("--alpha", type=float, default=0.45, help="opacity of the classes in overlays (default 0.45)")
     p.add_argument("--rle-csv", type=Path, default=None, metavar="FILE",
                    help="also write the BKAI-IGH NeoPolyp Kaggle submission (Id,Expected RLE rows) to FILE")
+    p.add_argument("--tile", type=int, default=0, metavar="SIZE",
+                   help="predict in SIZE x SIZE tiles at the image's own resolution (no test resize) and "
+                        "stitch them: for images larger than the training size (default 0: whole image)")
+    p.add_argument("--overlap", type=int, default=64, metavar="N",
+                   help="pixels shared by neighbouring tiles with --tile (default 64)")
+    p.add_argument("--tile-merge", choices=("max", "blend"), default="max",
+                   help="how overlapping tiles are merged: per-class maximum or smooth weighted blend")
 
 
 def _default_colors(n: int) -> list[tuple[int, int, int]]:
@@ -72,7 +86,8 @@ class SemanticPredictor:
     """A semantic model loaded strictly from ``config_file`` + ``weights``; predicts
     class-index masks at each image's own size."""
 
-    def __init__(self, config_file, weights, device: str | None = None, opts=None):
+    def __init__(self, config_file, weights, device: str | None = None, opts=None, *, tile: int = 0,
+                 overlap: int = 0, tile_merge: str = "max", tile_batch: int = 1):
         import torch
         from detectron2.data import MetadataCatalog
         from detectron2.data import transforms as T
@@ -93,7 +108,15 @@ class SemanticPredictor:
         model.eval()
         self.cfg, self.model = cfg, model
         self.config_file = Path(config_file)
-        self.augmentations = T.AugmentationList(build_semantic_augmentations(cfg, is_train=False))
+        # Tiles run at the image's own resolution: the test resize is left out.
+        self.augmentations = T.AugmentationList([] if tile else build_semantic_augmentations(cfg, is_train=False))
+        self.runner = model
+        if tile:
+            from ..inference.tiling import TiledSemanticModel
+
+            if hasattr(model, "test_tile"):
+                model.test_tile = 0  # the model's own tiling would nest inside this one
+            self.runner = TiledSemanticModel(model, tile, overlap, tile_merge, tile_batch)
         self.input_format = cfg.INPUT.FORMAT
         n = int(cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)
         names, colors = [f"class_{i}" for i in range(n)], _default_colors(n)
@@ -131,7 +154,7 @@ class SemanticPredictor:
         if not inputs:
             return []
         with torch.inference_mode():
-            outputs = self.model(inputs)
+            outputs = self.runner(inputs)
         masks = []
         for out in outputs:
             if not isinstance(out, dict) or "sem_seg" not in out:
@@ -206,11 +229,15 @@ def run(args) -> int:
         raise CLIError(f"--batch-size {args.batch_size}: must be at least 1.")
     if not 0.0 <= args.alpha <= 1.0:
         raise CLIError(f"--alpha {args.alpha}: must be between 0 and 1.")
+    if args.tile < 0 or (args.tile and not 0 <= args.overlap < args.tile):
+        raise CLIError(f"--tile {args.tile} --overlap {args.overlap}: the tile size must be positive and the "
+                       "overlap in [0, tile size).")
     images, others = _collect(args.input)
     config, weights = resolve_model(args.model, args.config)
     torch_threads_from_env()
     try:
-        predictor = SemanticPredictor(config, weights, device=args.device)
+        predictor = SemanticPredictor(config, weights, device=args.device, tile=args.tile, overlap=args.overlap,
+                                      tile_merge=args.tile_merge, tile_batch=args.batch_size)
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from exc
     if args.rle_csv is not None and predictor.num_classes < 2:

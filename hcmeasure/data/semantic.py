@@ -4,9 +4,13 @@
   class indices, binary JPEGs, RGB colour codes). A dataset names its decoder in
   its metadata (``label_decoder``) and in each dataset dict (``sem_seg_decoder``);
   :func:`decode_label` turns the file into an (H, W) uint8 array of class indices
-  (255 = ignore). Register new ones with :func:`register_label_decoder`.
+  (255 = ignore). Register new ones with :func:`register_label_decoder`; decoders with
+  options get them from the config (:func:`label_options_from_cfg`).
 * :class:`SemanticDatasetMapper`: reads image and label, applies Detectron2
-  augmentations to both, and returns ``image`` (C, H, W) and ``sem_seg`` (H, W).
+  augmentations to both, and returns ``image`` (C, H, W) and ``sem_seg`` (H, W). A
+  dict with ``tile`` = (y0, x0, h, w) is cropped to that tile first; a training dict with
+  ``tiled`` set gets a random tile of the ``HCMEASURE.TILE.SIZE``/``OVERLAP`` grid
+  (tiled training on large images).
 """
 from __future__ import annotations
 
@@ -26,6 +30,8 @@ __all__ = [
     "LABEL_DECODERS",
     "register_label_decoder",
     "decode_label",
+    "label_options_from_cfg",
+    "crop_tile",
     "build_semantic_augmentations",
     "Rot90Transform",
     "RandomRot90",
@@ -57,12 +63,27 @@ def decode_index_png(path: str) -> np.ndarray:
         return np.asarray(im).astype(np.uint8)
 
 
-def decode_label(path: str, decoder: str = "index_png") -> np.ndarray:
+def decode_label(path: str, decoder: str = "index_png", **options) -> np.ndarray:
+    """Class indices of the label file ``path``; ``options`` go to decoders that take
+    them (e.g. the target options of ``"rgba_outline"``, :mod:`hcmeasure.data.cells`)."""
     try:
         fn = LABEL_DECODERS[decoder]
     except KeyError:
         raise KeyError(f"unknown label decoder {decoder!r}; known: {sorted(LABEL_DECODERS)}") from None
-    return fn(path)
+    return fn(path, **options) if options else fn(path)
+
+
+def label_options_from_cfg(cfg) -> dict[str, dict]:
+    """Per-decoder options set in the config: ``{"rgba_outline": HCMEASURE.CELLS.*}``."""
+    from .cells import target_options_from_cfg
+
+    return {"rgba_outline": target_options_from_cfg(cfg)}
+
+
+def crop_tile(array: np.ndarray, tile) -> np.ndarray:
+    """``array[y0:y0 + h, x0:x0 + w]`` for a dataset dict's ``tile`` = (y0, x0, h, w)."""
+    y0, x0, h, w = (int(v) for v in tile)
+    return array[y0:y0 + h, x0:x0 + w]
 
 
 def build_semantic_augmentations(cfg, is_train: bool) -> list:
@@ -74,10 +95,15 @@ def build_semantic_augmentations(cfg, is_train: bool) -> list:
         h, w = sem.FIXED_SIZE
         augs = [T.Resize((h, w))]
     elif is_train:
-        augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
-                                     cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING)]
+        # INPUT.MIN_SIZE_TRAIN (0,) / MIN_SIZE_TEST 0: no resize (tiles at native resolution).
+        augs = []
+        if max(cfg.INPUT.MIN_SIZE_TRAIN) > 0:
+            augs.append(T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TRAIN, cfg.INPUT.MAX_SIZE_TRAIN,
+                                             cfg.INPUT.MIN_SIZE_TRAIN_SAMPLING))
     else:
-        augs = [T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST)]
+        augs = []
+        if cfg.INPUT.MIN_SIZE_TEST > 0:
+            augs.append(T.ResizeShortestEdge(cfg.INPUT.MIN_SIZE_TEST, cfg.INPUT.MAX_SIZE_TEST))
     if not is_train:
         return augs
     if cfg.INPUT.CROP.ENABLED:
@@ -183,8 +209,11 @@ class SemanticDatasetMapper:
     """Dataset dict -> model input for semantic segmentation (training and test)."""
 
     @configurable
-    def __init__(self, is_train: bool, *, augmentations, image_format: str, ignore_label: int = 255):
+    def __init__(self, is_train: bool, *, augmentations, image_format: str, ignore_label: int = 255,
+                 label_options=None, tile_size: int = 0, tile_overlap: int = 0):
         self.is_train = is_train
+        self.tile_size, self.tile_overlap = int(tile_size), int(tile_overlap)
+        self.label_options = dict(label_options or {})
         self.augmentations = T.AugmentationList(augmentations)
         self.image_format = image_format
         self.ignore_label = ignore_label
@@ -196,6 +225,9 @@ class SemanticDatasetMapper:
             "augmentations": build_semantic_augmentations(cfg, is_train),
             "image_format": cfg.INPUT.FORMAT,
             "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            "label_options": label_options_from_cfg(cfg),
+            "tile_size": cfg.HCMEASURE.TILE.SIZE,
+            "tile_overlap": cfg.HCMEASURE.TILE.OVERLAP,
         }
 
     def __call__(self, dataset_dict):
@@ -204,11 +236,23 @@ class SemanticDatasetMapper:
         utils.check_image_size(d, image)
         label = None
         if "sem_seg_file_name" in d:
-            label = decode_label(d["sem_seg_file_name"], d.get("sem_seg_decoder", "index_png"))
+            decoder = d.get("sem_seg_decoder", "index_png")
+            label = decode_label(d["sem_seg_file_name"], decoder, **self.label_options.get(decoder, {}))
             if label.shape != image.shape[:2]:
                 raise ValueError(
                     f"{d['sem_seg_file_name']}: label size {label.shape[::-1]} differs from image "
                     f"{d['file_name']} size {image.shape[1::-1]} (width x height)")
+        if self.is_train and d.get("tiled") and self.tile_size and "tile" not in d:
+            # Random-tile crop: one tile of the HCMEASURE.TILE.SIZE/OVERLAP grid, uniformly.
+            from ..inference.tiling import tile_grid
+
+            boxes = tile_grid(image.shape[0], image.shape[1], self.tile_size, self.tile_overlap)
+            d["tile"] = boxes[np.random.randint(len(boxes))]
+        if "tile" in d:  # a tile of a large image (hcmeasure.data.cells)
+            image = np.ascontiguousarray(crop_tile(image, d["tile"]))
+            if label is not None:
+                label = np.ascontiguousarray(crop_tile(label, d["tile"]))
+            d["height"], d["width"] = image.shape[:2]
         aug_input = T.AugInput(image, sem_seg=label)
         self.augmentations(aug_input)
         image, label = aug_input.image, aug_input.sem_seg

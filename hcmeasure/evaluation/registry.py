@@ -58,3 +58,12 @@ def _sem_seg(cfg, dataset_name, output_folder):
     decoder = MetadataCatalog.get(dataset_name).get("label_decoder", "index_png")
     return [SemSegEvaluator(dataset_name, output_dir=output_folder,
                             sem_seg_loading_fn=lambda path, dtype=int: decode_label(path, decoder).astype(dtype))]
+
+
+@register_evaluator_builder("cells")
+def _cells(cfg, dataset_name, output_folder):
+    from ..data.semantic import label_options_from_cfg
+    from .cells import CellsEvaluator
+
+    return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
+                           recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]

@@ -28,12 +28,17 @@ class ImageReadError(ValueError):
 
 
 def list_images(folder) -> tuple[list[Path], list[Path]]:
-    """Split a folder's files (sorted by name, non-recursive) into images and others."""
+    """Split a folder's files (sorted by name, non-recursive) into images and others.
+
+    Images are the :data:`IMAGE_EXTENSIONS` and DICOM files (``.dcm``/``.dicom``/``.dic``,
+    or no extension and the DICOM preamble marker); see :mod:`hcmeasure.io.dicom`."""
+    from .dicom import is_dicom_file
+
     images, others = [], []
     for p in sorted(Path(folder).iterdir()):
         if not p.is_file() or p.name.startswith("."):
             continue
-        (images if p.suffix.lower() in IMAGE_EXTENSIONS else others).append(p)
+        (images if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(p) else others).append(p)
     return images, others
 
 

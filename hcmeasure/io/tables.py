@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
 from ..measurement.ellipse import Ellipse, ramanujan_perimeter
+from ..measurement.gestational_age import GAEstimate
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
@@ -47,6 +48,13 @@ MEASUREMENT_COLUMNS = [
     "score",
     "fit_iou",
     "status",
+    # Appended by the clinical workflow (DICOM calibration, gestational age).
+    "pixel_size_y_mm",
+    "pixel_size_source",
+    "ga_weeks",
+    "ga_days",
+    "ga_formula",
+    "ga_status",
 ]
 
 #: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
@@ -167,16 +175,34 @@ def measurement_row(
     fit_iou: float | None = None,
     status: str = "ok",
     perimeter_formula: int = 2,
+    pixel_size_y_mm: float | None = None,
+    ellipse_mm: Ellipse | None = None,
+    pixel_size_source: str = "",
+    ga: GAEstimate | None = None,
 ) -> dict[str, str]:
     """One row of ``measurements.csv``. Without an ellipse only filename/status are filled;
-    without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled."""
+    without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled.
+
+    Non-square pixels: ``pixel_size_mm`` is the spacing along x (columns) and
+    ``pixel_size_y_mm`` along y (rows); ``ellipse_mm`` is then the head ellipse in
+    millimetre space (see :mod:`hcmeasure.measurement.spacing`) and HC is its perimeter.
+    ``pixel_size_y_mm`` is written when given (``hcmeasure predict`` gives it whenever a
+    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age columns."""
     row = {c: "" for c in MEASUREMENT_COLUMNS}
     row["filename"] = filename
     row["status"] = status
     row["score"] = _fmt(score)
     row["fit_iou"] = _fmt(fit_iou)
+    row["pixel_size_source"] = pixel_size_source
     if pixel_size_mm is not None:
         row["pixel_size_mm"] = f"{pixel_size_mm:.10g}"
+        if pixel_size_y_mm is not None:
+            row["pixel_size_y_mm"] = f"{pixel_size_y_mm:.10g}"
+    if ga is not None:
+        row["ga_formula"] = ga.formula
+        row["ga_status"] = ga.status
+        if ga.weeks_days is not None:
+            row["ga_weeks"], row["ga_days"] = (str(v) for v in ga.weeks_days)
     if ellipse is None:
         return row
     hc_px = ramanujan_perimeter(ellipse.a, ellipse.b, perimeter_formula)
@@ -189,14 +215,22 @@ def measurement_row(
         angle_rad=_fmt(ellipse.angle, 6),
     )
     if pixel_size_mm is not None:
-        mm = ellipse.scaled(pixel_size_mm)
+        if ellipse_mm is not None:
+            mm = ellipse_mm
+            hc_mm = ramanujan_perimeter(mm.a, mm.b, perimeter_formula)
+        else:
+            mm = ellipse.scaled(pixel_size_mm)
+            hc_mm = hc_px * pixel_size_mm
         row.update(
-            hc_mm=_fmt(hc_px * pixel_size_mm, 3),
+            hc_mm=_fmt(hc_mm, 3),
             center_x_mm=_fmt(mm.cx, 4),
             center_y_mm=_fmt(mm.cy, 4),
             semi_axes_a_mm=_fmt(mm.a, 4),
             semi_axes_b_mm=_fmt(mm.b, 4),
         )
+        if ellipse_mm is not None:
+            # Non-square pixels: the mm ellipse's own orientation (the pixel one differs).
+            row["angle_rad"] = _fmt(mm.angle, 6)
     return row
 
 

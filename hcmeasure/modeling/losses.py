@@ -7,6 +7,11 @@ All take ``logits`` (N, C, H, W) and integer ``targets`` (N, H, W) where
 * :func:`soft_dice_loss` — 1 - mean over classes of the soft Sørensen–Dice
   coefficient ``(2 sum(p t) + s) / (sum(p) + sum(t) + s)`` computed over the batch
   (smoothing ``s``); background can be left out.
+* :func:`focal_loss` — CE scaled by ``(1 - p_t) ** gamma`` (Lin et al. 2017), optional
+  per-class weights ``alpha``: easy (mostly background) pixels stop dominating.
+* :func:`tversky_loss` — 1 - mean over classes of the Tversky index
+  ``(TP + s) / (TP + a FP + b FN + s)`` on soft counts; ``b > a`` penalises missed
+  foreground more than false alarms (``a = b = 0.5`` is the soft Dice).
 * :class:`SegmentationLoss` — their weighted sum, built from the config by
   :func:`build_segmentation_loss`, returning a Detectron2 loss dict.
 """
@@ -16,7 +21,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["cross_entropy", "soft_dice_loss", "SegmentationLoss", "build_segmentation_loss"]
+__all__ = ["cross_entropy", "soft_dice_loss", "focal_loss", "tversky_loss", "SegmentationLoss",
+           "build_segmentation_loss"]
 
 
 def cross_entropy(logits, targets, *, ignore_index=255, class_weights=None):
@@ -42,12 +48,56 @@ def soft_dice_loss(logits, targets, *, ignore_index=255, smooth=1.0, include_bac
     return 1.0 - dice.mean()
 
 
+def _soft_counts(logits, targets, ignore_index):
+    """Per-class soft (TP, FP, FN) summed over batch and pixels, ``ignore_index`` left out."""
+    num_classes = logits.shape[1]
+    probs = logits.softmax(dim=1)
+    valid = (targets != ignore_index).unsqueeze(1).to(probs.dtype)
+    onehot = F.one_hot(targets.clamp(0, num_classes - 1) * (targets != ignore_index), num_classes)
+    onehot = onehot.permute(0, 3, 1, 2).to(probs.dtype) * valid
+    probs = probs * valid
+    dims = (0, 2, 3)
+    tp = (probs * onehot).sum(dims)
+    return tp, probs.sum(dims) - tp, onehot.sum(dims) - tp
+
+
+def focal_loss(logits, targets, *, ignore_index=255, gamma=2.0, alpha=None):
+    """Mean over valid pixels of ``-alpha[t] * (1 - p_t) ** gamma * log p_t``; ``alpha``
+    None = 1 for every class. ``gamma = 0`` and no ``alpha`` is the plain CE."""
+    logp = F.log_softmax(logits, dim=1)
+    valid = targets != ignore_index
+    t = targets.clamp(0, logits.shape[1] - 1) * valid
+    logp_t = logp.gather(1, t.unsqueeze(1)).squeeze(1)
+    loss = -((1.0 - logp_t.exp()).clamp(min=0) ** gamma) * logp_t
+    if alpha is not None:
+        loss = loss * torch.as_tensor(alpha, dtype=logits.dtype, device=logits.device)[t]
+    loss = loss * valid
+    return loss.sum() / valid.sum().clamp(min=1)
+
+
+def tversky_loss(logits, targets, *, ignore_index=255, alpha=0.5, beta=0.5, smooth=1.0,
+                 include_background=True):
+    """1 - mean over classes of ``(TP + smooth) / (TP + alpha FP + beta FN + smooth)``."""
+    tp, fp, fn = _soft_counts(logits, targets, ignore_index)
+    index = (tp + smooth) / (tp + alpha * fp + beta * fn + smooth)
+    if not include_background:
+        index = index[1:]
+    return 1.0 - index.mean()
+
+
 class SegmentationLoss(nn.Module):
-    """``ce_weight * CE + dice_weight * Dice`` as a loss dict (terms with weight 0 are left out)."""
+    """``ce_weight * CE + dice_weight * Dice + focal_weight * focal + tversky_weight *
+    Tversky`` as a loss dict (terms with weight 0 are left out). The focal term's
+    ``alpha`` is ``class_weights``; the Tversky term shares Dice's smoothing and
+    background switch."""
 
     def __init__(self, *, ce_weight=1.0, dice_weight=0.0, ignore_index=255, class_weights=None,
-                 dice_smooth=1.0, dice_include_background=True):
+                 dice_smooth=1.0, dice_include_background=True, focal_weight=0.0, focal_gamma=2.0,
+                 tversky_weight=0.0, tversky_alpha=0.3, tversky_beta=0.7):
         super().__init__()
+        self.focal_weight, self.focal_gamma = float(focal_weight), float(focal_gamma)
+        self.tversky_weight = float(tversky_weight)
+        self.tversky_alpha, self.tversky_beta = float(tversky_alpha), float(tversky_beta)
         self.ce_weight, self.dice_weight = float(ce_weight), float(dice_weight)
         self.ignore_index = ignore_index
         self.class_weights = list(class_weights) if class_weights else None
@@ -62,6 +112,15 @@ class SegmentationLoss(nn.Module):
             losses["loss_dice"] = self.dice_weight * soft_dice_loss(
                 logits, targets, ignore_index=self.ignore_index, smooth=self.dice_smooth,
                 include_background=self.dice_include_background)
+        if self.focal_weight:
+            losses["loss_focal"] = self.focal_weight * focal_loss(
+                logits, targets, ignore_index=self.ignore_index, gamma=self.focal_gamma,
+                alpha=self.class_weights)
+        if self.tversky_weight:
+            losses["loss_tversky"] = self.tversky_weight * tversky_loss(
+                logits, targets, ignore_index=self.ignore_index, alpha=self.tversky_alpha,
+                beta=self.tversky_beta, smooth=self.dice_smooth,
+                include_background=self.dice_include_background)
         return losses
 
 
@@ -74,4 +133,9 @@ def build_segmentation_loss(cfg) -> SegmentationLoss:
         class_weights=c.CLASS_WEIGHTS,
         dice_smooth=c.DICE_SMOOTH,
         dice_include_background=c.DICE_INCLUDE_BACKGROUND,
+        focal_weight=c.FOCAL_WEIGHT,
+        focal_gamma=c.FOCAL_GAMMA,
+        tversky_weight=c.TVERSKY_WEIGHT,
+        tversky_alpha=c.TVERSKY_ALPHA,
+        tversky_beta=c.TVERSKY_BETA,
     )

@@ -67,11 +67,14 @@ def build_encoder_from_cfg(cfg) -> nn.Module:
 
 
 class PlainUNetEncoder(nn.Module):
-    """U-Net contracting path: five stages of double 3x3 convolutions."""
+    """U-Net contracting path: five stages of double 3x3 convolutions (``channels``: one
+    stage per entry instead, e.g. three levels for the cell-outline U-Net)."""
 
-    def __init__(self, in_channels: int = 3, width: int = 64, norm: str = "BN"):
+    def __init__(self, in_channels: int = 3, width: int = 64, norm: str = "BN", channels=None):
         super().__init__()
-        channels = [width * 2**i for i in range(5)]
+        channels = [width * 2**i for i in range(5)] if channels is None else [int(c) for c in channels]
+        if not channels:
+            raise ValueError("the plain U-Net encoder needs at least one stage")
         self.stages = nn.ModuleList()
         prev = in_channels
         for i, ch in enumerate(channels):
@@ -79,7 +82,7 @@ class PlainUNetEncoder(nn.Module):
             self.stages.append(nn.Sequential(*pool, DoubleConv(prev, ch, norm)))
             prev = ch
         self.out_channels = tuple(channels)
-        self.strides = (1, 2, 4, 8, 16)
+        self.strides = tuple(2**i for i in range(len(channels)))
 
     def forward(self, x):
         feats = []

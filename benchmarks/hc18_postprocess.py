@@ -1,0 +1,121 @@
+#!/usr/bin/env python
+"""Post-processing choices for HC, decided on hc18_val (examinations never trained on).
+
+    .venv/bin/python benchmarks/hc18_postprocess.py --model CKPT --config CFG [--limit N]
+
+Runs the network once per val image (and once on its horizontal mirror), keeps the raw
+detections, and scores the variants that only change what happens after the network:
+
+* mask threshold (0.3 .. 0.7) on the best-scoring instance's mask probabilities;
+* where the ellipse is fitted: the sub-pixel iso-contour of the RoI mask probabilities
+  (``roi_contour``, what HeadRCNN does) or the contour of the mask pasted into the full
+  image as Detectron2's postprocessing does (``pasted_mask``);
+* test-time flip averaging off/on.
+
+Writes ``benchmarks/results/hc18_postprocess.json`` (MAD / MSD in mm per variant).
+"""
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", type=Path)
+    p.add_argument("--config", type=Path)
+    p.add_argument("--limit", type=int, default=0)
+    args = p.parse_args(argv)
+
+    from detectron2.layers.mask_ops import paste_masks_in_image
+    from detectron2.structures import Boxes
+
+    from hcmeasure.cli.predict import resolve_model
+    from hcmeasure.data.hc18 import load_hc18_dicts, resolve_root
+    from hcmeasure.evaluation.hc18 import hc_differences
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.measurement import head_circumference_mm
+    from hcmeasure.measurement.head import (
+        HeadMeasurement,
+        measure_head_from_mask,
+        measure_head_from_mask_probs,
+    )
+    from hcmeasure.modeling.meta_arch.head_rcnn import HeadRCNN
+    from hcmeasure.predictor import HeadPredictor
+
+    config, weights = resolve_model(args.model, args.config)
+    predictor = HeadPredictor(config, weights, device="cpu")
+    model = predictor.model
+    dicts = load_hc18_dicts(resolve_root(), "val")
+    if args.limit:
+        dicts = dicts[: args.limit]
+
+    raws = []  # per image: [(box_orig_xyxy, probs, score) or None] for original and mirrored input
+    t0 = time.perf_counter()
+    with torch.inference_mode():
+        for d in dicts:
+            x = predictor.preprocess(read_scan(d["file_name"]))
+            flipped = dict(x, image=torch.flip(x["image"], dims=[-1]))
+            out = model.inference([x, flipped], do_postprocess=False)
+            h, w = x["height"], x["width"]
+            ih, iw = x["image"].shape[-2:]
+            per = []
+            for inst in out:
+                if len(inst) == 0:
+                    per.append(None)
+                    continue
+                best = int(torch.argmax(inst.scores))
+                box = inst.pred_boxes.tensor[best].numpy() * np.array([w / iw, h / ih, w / iw, h / ih])
+                per.append((box, inst.pred_masks[best, 0].numpy(), float(inst.scores[best])))
+            raws.append(per)
+    network_s = time.perf_counter() - t0
+
+    def measure(raw, thr, where, shape):
+        if raw is None:
+            return HeadMeasurement(None, None, None, "no_head_detected")
+        box, probs, score = raw
+        if where == "roi_contour":
+            return measure_head_from_mask_probs(probs, tuple(box), shape, score=score, mask_threshold=thr)
+        pasted = paste_masks_in_image(torch.from_numpy(probs)[None], Boxes(torch.tensor(box[None], dtype=torch.float32)),
+                                      shape, threshold=thr)[0].numpy()
+        return measure_head_from_mask(pasted, score)
+
+    results = []
+    for where in ("roi_contour", "pasted_mask"):
+        for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
+            for tta in (False, True):
+                if where == "pasted_mask" and (tta or thr not in (0.5,)):
+                    continue  # the pasted variant only at the default threshold, no TTA
+                pred, truth, failed = [], [], 0
+                for d, raw in zip(dicts, raws):
+                    shape = (d["height"], d["width"])
+                    head = measure(raw[0], thr, where, shape)
+                    if tta:
+                        head = HeadRCNN._combine(head, measure(raw[1], thr, where, shape), d["width"])
+                    if head.ellipse is None:
+                        failed += 1
+                        continue
+                    pred.append(head_circumference_mm(head.ellipse, d["pixel_size_mm"]))
+                    truth.append(d["hc_mm"])
+                stats = hc_differences(pred, truth)
+                row = {"fit_on": where, "mask_threshold": thr, "flip_tta": tta, "failed": failed,
+                       **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
+                results.append(row)
+                print(row, flush=True)
+    dest = REPO / "benchmarks" / "results" / "hc18_postprocess.json"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(json.dumps({
+        "command": " ".join(["python", "benchmarks/hc18_postprocess.py"] + (argv or sys.argv[1:])),
+        "model": str(weights), "n_images": len(dicts), "network_s": round(network_s, 1),
+        "variants": results}, indent=2) + "\n")
+    print(f"wrote {dest}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Inference helpers shared by every model (tiled prediction of large images)."""

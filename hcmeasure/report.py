@@ -1,0 +1,226 @@
+"""One self-contained HTML report per run of ``hcmeasure predict``.
+
+:func:`write_report` reads ``OUT/measurements.csv`` and the overlays in
+``OUT/overlays`` and writes ``OUT/report.html``: one table row per image (or DICOM
+frame) with a thumbnail of its overlay, HC, GA, detection score, ellipse-fit IoU,
+pixel-size source and status. Rows that need a look come first and are flagged:
+
+* failed: status other than ``ok`` (unreadable, no head, no pixel size, ...);
+* low score: detection score below :data:`LOW_SCORE`;
+* poor fit: IoU between the mask and its ellipse below :data:`POOR_FIT_IOU`;
+* HC out of range: HC outside :data:`PHYSIOLOGICAL_HC_MM` (no fetal head measured
+  on a second- or third-trimester scan is that small or that large);
+* calibration conflict: a ``--pixel-size``/CSV override that disagrees with the
+  DICOM file's own calibration.
+
+The page needs nothing from outside: CSS and the sorting script are inline,
+thumbnails are ``data:`` URIs, fonts are the browser's own. Patient identifiers
+are never shown (even when ``measurements.csv`` holds them).
+"""
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .io.tables import TableError, atomic_write_bytes, read_measurements_csv
+
+__all__ = ["LOW_SCORE", "POOR_FIT_IOU", "PHYSIOLOGICAL_HC_MM", "doubts", "write_report", "ReportError"]
+
+#: Detection scores below this are flagged.
+LOW_SCORE = 0.5
+#: Mask/ellipse IoU below this is flagged as a poor ellipse fit.
+POOR_FIT_IOU = 0.85
+#: HC (mm) outside this range is flagged (about 11 weeks to well past term).
+PHYSIOLOGICAL_HC_MM = (50.0, 400.0)
+#: Thumbnail width in pixels.
+THUMB_WIDTH = 240
+
+
+class ReportError(ValueError):
+    """The run folder cannot be reported on; the message names the file and the fix."""
+
+
+def _num(text: str | None) -> float | None:
+    try:
+        v = float(text)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def doubts(row: dict[str, str]) -> list[str]:
+    """Why a measurements row needs a look (empty when it does not)."""
+    out = []
+    status = row.get("status", "")
+    if status != "ok":
+        out.append(f"failed: {status or 'no status'}")
+    score = _num(row.get("score"))
+    if score is not None and score < LOW_SCORE:
+        out.append(f"low score {score:.2f}")
+    iou = _num(row.get("fit_iou"))
+    if iou is not None and iou < POOR_FIT_IOU:
+        out.append(f"poor ellipse fit (IoU {iou:.2f})")
+    if "disagrees" in row.get("pixel_size_source", ""):
+        out.append("pixel-size override disagrees with the DICOM calibration")
+    hc = _num(row.get("hc_mm"))
+    lo, hi = PHYSIOLOGICAL_HC_MM
+    if hc is not None and not lo <= hc <= hi:
+        out.append(f"HC {hc:.1f} mm out of physiological range {lo:.0f}-{hi:.0f} mm")
+    return out
+
+
+def _thumbnail(path: Path) -> str | None:
+    if not path.is_file():
+        return None
+    img = cv2.imread(str(path), cv2.IMREAD_COLOR)
+    if img is None:
+        return None
+    h, w = img.shape[:2]
+    if w > THUMB_WIDTH:
+        img = cv2.resize(img, (THUMB_WIDTH, max(1, round(h * THUMB_WIDTH / w))), interpolation=cv2.INTER_AREA)
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, 85])
+    if not ok:
+        return None
+    return "data:image/jpeg;base64," + base64.b64encode(buf.tobytes()).decode("ascii")
+
+
+_CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",sans-serif;margin:1.5em;color:#222;background:#fff}
+h1{font-size:1.4em;margin:0 0 .3em}
+.summary{margin:.2em 0 1em;color:#444}
+table{border-collapse:collapse;width:100%}
+th,td{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:middle;font-size:.92em}
+th{background:#eef;cursor:pointer;user-select:none;position:sticky;top:0}
+th.sorted-asc::after{content:" \\25B2"} th.sorted-desc::after{content:" \\25BC"}
+tr.doubtful{background:#fff1e6} tr.doubtful td.flag{color:#b00;font-weight:bold}
+td.num{text-align:right;font-variant-numeric:tabular-nums}
+img.thumb{display:block;max-width:240px;height:auto}
+.note{color:#555;font-size:.85em}
+"""
+
+_JS = r"""
+(function(){
+  var table=document.getElementById('measurements');
+  var heads=table.tHead.rows[0].cells;
+  function key(cell,numeric){var v=cell.getAttribute('data-sort');
+    if(numeric){var f=parseFloat(v);return isNaN(f)?null:f;} return (v||'').toLowerCase();}
+  for(var i=0;i<heads.length;i++){(function(col){
+    heads[col].addEventListener('click',function(){
+      var th=heads[col],asc=!th.classList.contains('sorted-asc');
+      for(var j=0;j<heads.length;j++){heads[j].classList.remove('sorted-asc','sorted-desc');}
+      th.classList.add(asc?'sorted-asc':'sorted-desc');
+      var numeric=th.getAttribute('data-type')==='num';
+      var body=table.tBodies[0],rows=Array.prototype.slice.call(body.rows);
+      rows.sort(function(a,b){var x=key(a.cells[col],numeric),y=key(b.cells[col],numeric);
+        if(x===null||y===null){return (x===null)-(y===null);}  // empty cells last, either way
+        return (x<y?-1:x>y?1:0)*(asc?1:-1);});
+      rows.forEach(function(r){body.appendChild(r);});
+    });})(i);}
+  // report.html#sort=N or #sort=N-desc opens the page sorted by column N (from 0).
+  var m=/^#sort=(\d+)(-desc)?$/.exec(window.location.hash);
+  if(m&&heads[+m[1]]){heads[+m[1]].click();if(m[2]){heads[+m[1]].click();}}
+})();
+"""
+
+_COLUMNS = [  # header, data-type
+    ("Flag", "text"), ("Overlay", "text"), ("File", "text"), ("HC (mm)", "num"), ("GA (weeks+days)", "num"),
+    ("Score", "num"), ("Fit IoU", "num"), ("Pixel size (mm)", "num"), ("Pixel size source", "text"),
+    ("Status", "text"), ("Notes", "text"),
+]
+
+
+def _cell(text: str, sort: str | float | None = None, cls: str = "") -> str:
+    sort_attr = "" if sort is None else f' data-sort="{html.escape(str(sort), quote=True)}"'
+    cls_attr = f' class="{cls}"' if cls else ""
+    return f"<td{cls_attr}{sort_attr}>{text}</td>"
+
+
+def _row_html(row: dict[str, str], overlays: Path, index: int) -> str:
+    from .cli.predict import overlay_filename
+
+    e = html.escape
+    why = doubts(row)
+    thumb = _thumbnail(overlays / overlay_filename(row["filename"]))
+    img = f'<img class="thumb" alt="overlay of {e(row["filename"])}" src="{thumb}">' if thumb else \
+        '<span class="note">no overlay</span>'
+    hc = _num(row.get("hc_mm"))
+    hc_px = _num(row.get("hc_px"))
+    hc_text = f"{hc:.1f}" if hc is not None else (f'<span class="note">{hc_px:.1f} px</span>' if hc_px else "")
+    ga_text, ga_sort = "", None
+    if row.get("ga_weeks"):
+        ga_text = f"{e(row['ga_weeks'])}+{e(row.get('ga_days', '0'))}"
+        ga_sort = int(row["ga_weeks"]) * 7 + int(row.get("ga_days") or 0)
+    notes = list(why[1:] if why and why[0].startswith("failed") else why)
+    if row.get("ga_status", "").startswith("hc_"):
+        notes.append(f"no GA: HC {row['ga_status'].replace('hc_', '').replace('_', ' ')} of the "
+                     f"{row.get('ga_formula', '')} formula")
+    score, iou = _num(row.get("score")), _num(row.get("fit_iou"))
+    dx, dy = _num(row.get("pixel_size_mm")), _num(row.get("pixel_size_y_mm"))
+    size = "" if dx is None else (f"{dx:.4g}" if dy is None or abs(dx - dy) < 1e-12 else f"{dx:.4g} x {dy:.4g}")
+    cells = [
+        _cell("&#9888; check" if why else "", 0 if why else 1, "flag"),
+        _cell(img, index),
+        _cell(e(row["filename"]), row["filename"], "file"),
+        _cell(hc_text, hc if hc is not None else "", "num"),
+        _cell(ga_text, ga_sort if ga_sort is not None else "", "num"),
+        _cell("" if score is None else f"{score:.3f}", "" if score is None else score, "num"),
+        _cell("" if iou is None else f"{iou:.3f}", "" if iou is None else iou, "num"),
+        _cell(size, "" if dx is None else dx, "num"),
+        _cell(e(row.get("pixel_size_source", "")), row.get("pixel_size_source", "")),
+        _cell(e(row.get("status", "")), row.get("status", "")),
+        _cell(e("; ".join(notes)), "; ".join(notes)),
+    ]
+    cls = ' class="doubtful"' if why else ""
+    return f"<tr{cls}>" + "".join(cells) + "</tr>"
+
+
+def write_report(run_dir, target=None) -> Path:
+    """Write ``report.html`` for a ``hcmeasure predict`` output folder; returns its path."""
+    run_dir = Path(run_dir)
+    csv_path = run_dir / "measurements.csv"
+    if not csv_path.is_file():
+        raise ReportError(f"{csv_path}: not found; point at an output folder of 'hcmeasure predict'.")
+    try:
+        rows = read_measurements_csv(csv_path)
+    except TableError as exc:
+        raise ReportError(str(exc)) from exc
+    target = Path(target) if target is not None else run_dir / "report.html"
+    flagged = [r for r in rows if doubts(r)]
+    fine = [r for r in rows if not doubts(r)]
+    ordered = flagged + fine
+    formulas = sorted({r.get("ga_formula", "") for r in rows if r.get("ga_formula")})
+    hcs = np.array([v for v in (_num(r.get("hc_mm")) for r in rows) if v is not None])
+    e = html.escape
+    summary = (f"{len(rows)} image(s); {len(flagged)} flagged for review (listed first); "
+               f"{sum(1 for r in rows if r.get('status') == 'ok')} measured in mm"
+               + (f", HC {hcs.min():.1f}-{hcs.max():.1f} mm" if hcs.size else "")
+               + (f"; GA formula: {e(', '.join(formulas))}" if formulas else ""))
+    head = "".join(f'<th data-type="{t}">{e(h)}</th>' for h, t in _COLUMNS)
+    body = "\n".join(_row_html(r, run_dir / "overlays", i) for i, r in enumerate(ordered))
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>hcmeasure report: {e(run_dir.name)}</title>
+<style>{_CSS}</style></head>
+<body>
+<h1>Head circumference report</h1>
+<p class="summary" id="summary">{summary}</p>
+<p class="note">Generated {stamp} from {e(csv_path.name)}. Flagged: failed measurements, detection score
+below {LOW_SCORE}, ellipse-fit IoU below {POOR_FIT_IOU}, HC outside {PHYSIOLOGICAL_HC_MM[0]:.0f}-{PHYSIOLOGICAL_HC_MM[1]:.0f} mm.
+Click a column header to sort. For research use; every value needs a clinician's review.</p>
+<table id="measurements"><thead><tr>{head}</tr></thead>
+<tbody>
+{body}
+</tbody></table>
+<script>{_JS}</script>
+</body></html>
+"""
+    atomic_write_bytes(target, page.encode("utf-8"))
+    return target

@@ -6,7 +6,7 @@
 Runs the network once per val image (and once on its horizontal mirror), keeps the raw
 detections, and scores the variants that only change what happens after the network:
 
-* mask threshold (0.3 .. 0.7) on the best-scoring instance's mask probabilities;
+* mask threshold (0.2 .. 0.6) on the best-scoring instance's mask probabilities;
 * where the ellipse is fitted: the sub-pixel iso-contour of the RoI mask probabilities
   (``roi_contour``, what HeadRCNN does) or the contour of the mask pasted into the full
   image as Detectron2's postprocessing does (``pasted_mask``);
@@ -88,10 +88,10 @@ def main(argv=None):
 
     results = []
     for where in ("roi_contour", "pasted_mask"):
-        for thr in (0.3, 0.4, 0.5, 0.6, 0.7):
+        for thr in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
             for tta in (False, True):
-                if where == "pasted_mask" and (tta or thr not in (0.5,)):
-                    continue  # the pasted variant only at the default threshold, no TTA
+                if where == "pasted_mask" and tta:
+                    continue  # the pasted variant without TTA only
                 pred, truth, failed = [], [], 0
                 for d, raw in zip(dicts, raws):
                     shape = (d["height"], d["width"])

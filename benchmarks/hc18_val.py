@@ -3,7 +3,7 @@
 ``hcmeasure predict`` on the val images, then ``hcmeasure evaluate`` against the CSV
 and the annotations.
 
-    .venv/bin/python benchmarks/hc18_val.py [--model CKPT --config CFG] [--flip-tta] [--tag NAME]
+    .venv/bin/python benchmarks/hc18_val.py [--model CKPT --config CFG] [--flip-tta | --no-flip-tta] [--tag NAME]
 
 Writes ``benchmarks/results/hc18_val_<tag>.json`` (metrics, command, timing) and prints
 the evaluate table. Without --model it uses the default model shipped with hcmeasure.
@@ -25,8 +25,10 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--model", type=Path)
     p.add_argument("--config", type=Path)
-    p.add_argument("--flip-tta", action="store_true")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--flip-tta", dest="flip_tta", action="store_true", default=None,
+                   help="force flip averaging on (default: as in the model's config)")
+    p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false")
+    p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--tag", default="default")
     p.add_argument("--limit", type=int, default=0, help="only the first N val images (0 = all)")
     args = p.parse_args(argv)
@@ -46,12 +48,15 @@ def main(argv=None):
             os.symlink(d["file_name"], images / Path(d["file_name"]).name)
         out = tmp / "pred"
         cmd = exe + ["predict", str(images), "--out", str(out), "--pixel-size-csv", str(root / TRAIN_CSV),
-                     "--batch-size", str(args.batch_size), "--no-overlays"]
+                     "--no-overlays"]
+        if args.batch_size:
+            cmd += ["--batch-size", str(args.batch_size)]
         if args.model:
             cmd += ["--model", str(args.model)]
         if args.config:
             cmd += ["--config", str(args.config)]
-        cmd += ["--flip-tta"] if args.flip_tta else ["--no-flip-tta"]
+        if args.flip_tta is not None:
+            cmd += ["--flip-tta"] if args.flip_tta else ["--no-flip-tta"]
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True)
         predict_s = time.perf_counter() - t0

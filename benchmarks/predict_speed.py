@@ -2,7 +2,7 @@
 """Speed of ``hcmeasure predict`` versus a hand-written Detectron2 ``DefaultPredictor`` loop.
 
     .venv/bin/python benchmarks/predict_speed.py [--model CKPT --config CFG] [--images DIR] [--n 24]
-                                                 [--device cpu|cuda] [--batch-size 4]
+                                                 [--device cpu|cuda] [--batch-size N]
 
 Both runs use the same model and images (default: the first N HC18 test images).
 ``hcmeasure predict`` is timed end to end (reading, pre-processing, network, ellipse
@@ -38,7 +38,7 @@ def main(argv=None):
     p.add_argument("--images", type=Path, help="folder of scans (default: HC18 test_set)")
     p.add_argument("--n", type=int, default=24)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--batch-size", type=int, default=4)
+    p.add_argument("--batch-size", type=int, default=None)
     args = p.parse_args(argv)
 
     from detectron2.engine import DefaultPredictor
@@ -85,7 +85,8 @@ def main(argv=None):
             forward_s[0] = 0.0
             buf = io.StringIO()
             with contextlib.redirect_stdout(buf):
-                cli(["predict", str(folder), "--out", str(tmp / "out"), "--batch-size", str(args.batch_size)] + base)
+                batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+                cli(["predict", str(folder), "--out", str(tmp / "out")] + batch + base)
             # The CLI's summary times the folder run after the model is loaded.
             total_s = float(re.search(r"image\(s\) in ([0-9.]+) s", buf.getvalue()).group(1))
             print(buf.getvalue().strip())
@@ -110,7 +111,7 @@ def main(argv=None):
         "device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0),
         "machine": f"{platform.machine()}, {os.cpu_count()} CPU(s), torch threads {torch.get_num_threads()}",
         "n_images": n,
-        "batch_size": args.batch_size,
+        "batch_size": args.batch_size or "default (1 on CPU, 4 on CUDA)",
         "model": str(weights),
         "hcmeasure_predict_s_per_image": round(total_s / n, 4),
         "network_forward_s_per_image": round(ours_forward / n, 4),

@@ -31,6 +31,7 @@ def main(argv=None):
     p.add_argument("--half", action="store_true", help="store float weights as float16")
     args = p.parse_args(argv)
     cfg = load_config(args.config, device="cpu")
+    cfg.MODEL.DEVICE = "cuda"  # Detectron2's default; predict falls back to CPU without CUDA
     ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     state = ckpt.get("model", ckpt)
     if args.half:

@@ -42,7 +42,7 @@ val-benchmark: $(STAMP)
 	$(BIN)/python benchmarks/hc18_val.py --tag default
 
 speed-benchmark: $(STAMP)
-	$(BIN)/python benchmarks/predict_speed.py
+	$(BIN)/python benchmarks/predict_speed.py --n 47
 
 # Browser-side prediction (web/): npm packages, then the headless-Chromium test
 # (needs Debian's chromium at /usr/bin/chromium or $$CHROMIUM; screenshot in web/test-output/).

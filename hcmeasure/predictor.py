@@ -26,6 +26,7 @@ __all__ = [
     "DEFAULT_MODEL_DIR",
     "default_model_paths",
     "load_config",
+    "load_weights_strict",
     "HeadPredictor",
 ]
 
@@ -64,7 +65,9 @@ def load_config(config_file, opts=None, device: str | None = None):
     return cfg
 
 
-def _load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> None:
+def load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> None:
+    """Load a trained checkpoint into ``model``; any missing, unexpected or mis-shaped tensor is
+    a :class:`ModelLoadError` naming the checkpoint and the config (never a silent partial load)."""
     if not weights.is_file():
         raise ModelLoadError(f"{weights}: checkpoint not found. Pass --model with a .pth file trained by tools/train_net.py.")
     try:
@@ -124,7 +127,7 @@ class HeadPredictor:
             self.model = build_model(self.cfg)
         except Exception as exc:
             raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
-        _load_weights_strict(self.model, Path(weights), config_file)
+        load_weights_strict(self.model, Path(weights), config_file)
         self.model.eval()
         self.model.paste_masks = False
         self.resize = build_test_resize(self.cfg)

@@ -33,7 +33,7 @@ def run(args) -> int:
     from detectron2.modeling import build_model
 
     from ..export.onnx import export_semantic_onnx, run_onnx
-    from ..predictor import ModelLoadError, _load_weights_strict, load_config
+    from ..predictor import ModelLoadError, load_weights_strict, load_config
     from .predict import resolve_model
 
     config, weights = resolve_model(args.model, args.config)
@@ -44,7 +44,7 @@ def run(args) -> int:
     cfg.MODEL.SEG_ENCODER.PRETRAINED = ""
     model = build_model(cfg)
     try:
-        _load_weights_strict(model, Path(weights), config)
+        load_weights_strict(model, Path(weights), config)
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from exc
     model.eval()

@@ -94,7 +94,7 @@ class SemanticPredictor:
         from detectron2.modeling import build_model
 
         from ..data.semantic import build_semantic_augmentations
-        from ..predictor import ModelLoadError, _load_weights_strict, load_config
+        from ..predictor import ModelLoadError, load_weights_strict, load_config
 
         cfg = load_config(config_file, opts, device)
         cfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
@@ -104,7 +104,7 @@ class SemanticPredictor:
             model = build_model(cfg)
         except Exception as exc:
             raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
-        _load_weights_strict(model, Path(weights), config_file)
+        load_weights_strict(model, Path(weights), config_file)
         model.eval()
         self.cfg, self.model = cfg, model
         self.config_file = Path(config_file)

@@ -33,15 +33,8 @@ def cross_entropy(logits, targets, *, ignore_index=255, class_weights=None):
 
 def soft_dice_loss(logits, targets, *, ignore_index=255, smooth=1.0, include_background=True):
     """1 - mean soft Dice over classes (probabilities from softmax), ignoring ``ignore_index``."""
-    num_classes = logits.shape[1]
-    probs = logits.softmax(dim=1)
-    valid = (targets != ignore_index).unsqueeze(1).to(probs.dtype)
-    onehot = F.one_hot(targets.clamp(0, num_classes - 1) * (targets != ignore_index), num_classes)
-    onehot = onehot.permute(0, 3, 1, 2).to(probs.dtype) * valid
-    probs = probs * valid
-    dims = (0, 2, 3)
-    inter = (probs * onehot).sum(dims)
-    denom = probs.sum(dims) + onehot.sum(dims)
+    tp, fp, fn = _soft_counts(logits, targets, ignore_index)
+    inter, denom = tp, 2 * tp + fp + fn
     dice = (2 * inter + smooth) / (denom + smooth)
     if not include_background:
         dice = dice[1:]

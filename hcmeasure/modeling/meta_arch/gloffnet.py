@@ -32,7 +32,6 @@ from torch.nn import functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ..losses import build_segmentation_loss
 from ..parts import (
     ChannelAttention,
     ConvNormAct,
@@ -129,11 +128,7 @@ class GLoFFNet(SemanticSegmentor):
         g = cfg.MODEL.GLOFFNET
         return {
             "encoder": build_encoder_from_cfg(cfg),
-            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            "criterion": build_segmentation_loss(cfg),
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            **cls.protocol_config(cfg),
             "global_channels": g.GLOBAL_CHANNELS,
             "global_level": g.GLOBAL_LEVEL,
             "decoder_channels": list(g.DECODER_CHANNELS),

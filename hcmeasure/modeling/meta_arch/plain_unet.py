@@ -17,7 +17,6 @@ from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
 from ...inference.tiling import TiledSemanticModel
-from ..losses import build_segmentation_loss
 from ..parts import EncoderDecoder, PlainUNetEncoder, SegmentationHead, UNetDecoder
 from .semantic import SemanticSegmentor
 
@@ -58,11 +57,7 @@ class PlainUNet(SemanticSegmentor):
         u, t = cfg.MODEL.PLAIN_UNET, cfg.HCMEASURE.TILE
         return {
             "filters": plain_unet_filters(u.DEPTH, u.FILTERS, u.BASE_FILTERS),
-            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            "criterion": build_segmentation_loss(cfg),
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            **cls.protocol_config(cfg),
             "upsample": u.UPSAMPLE,
             "norm": u.NORM,
             "in_channels": len(cfg.MODEL.PIXEL_MEAN),

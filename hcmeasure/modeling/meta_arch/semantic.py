@@ -22,6 +22,8 @@ from torch.nn import functional as F
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
+from ..losses import build_segmentation_loss
+
 __all__ = ["SemanticSegmentor"]
 
 
@@ -47,6 +49,18 @@ class SemanticSegmentor(nn.Module):
         self.ignore_label = ignore_label
         self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
         self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @staticmethod
+    def protocol_config(cfg) -> dict:
+        """The constructor arguments every semantic model reads the same way from the config:
+        classes, loss, normalisation and ignore label."""
+        return {
+            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
+            "criterion": build_segmentation_loss(cfg),
+            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
+            "pixel_std": cfg.MODEL.PIXEL_STD,
+            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+        }
 
     @property
     def device(self):

@@ -13,7 +13,6 @@ from __future__ import annotations
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ..losses import build_segmentation_loss
 from ..parts import EncoderDecoder, SegmentationHead, UNetDecoder, build_encoder_from_cfg
 from .semantic import SemanticSegmentor
 
@@ -39,11 +38,7 @@ class UNet(SemanticSegmentor):
         u = cfg.MODEL.UNET
         return {
             "encoder": build_encoder_from_cfg(cfg),
-            "num_classes": cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES,
-            "criterion": build_segmentation_loss(cfg),
-            "pixel_mean": cfg.MODEL.PIXEL_MEAN,
-            "pixel_std": cfg.MODEL.PIXEL_STD,
-            "ignore_label": cfg.MODEL.SEM_SEG_HEAD.IGNORE_VALUE,
+            **cls.protocol_config(cfg),
             "decoder_channels": list(u.DECODER_CHANNELS),
             "upsample": u.UPSAMPLE,
             "norm": u.NORM,

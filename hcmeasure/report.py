@@ -155,6 +155,9 @@ def _row_html(row: dict[str, str], overlays: Path, index: int) -> str:
     ga_text, ga_sort = "", None
     if row.get("ga_weeks"):
         ga_text = f"{e(row['ga_weeks'])}+{e(row.get('ga_days', '0'))}"
+        pm = _num(row.get("ga_uncertainty_days"))
+        if pm is not None:
+            ga_text += f' <span class="note">&plusmn;{pm:.0f}&nbsp;d</span>'
         ga_sort = int(row["ga_weeks"]) * 7 + int(row.get("ga_days") or 0)
     notes = list(why[1:] if why and why[0].startswith("failed") else why)
     if row.get("ga_status", "").startswith("hc_"):

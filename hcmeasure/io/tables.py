@@ -55,6 +55,7 @@ MEASUREMENT_COLUMNS = [
     "ga_days",
     "ga_formula",
     "ga_status",
+    "ga_uncertainty_days",
 ]
 
 #: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
@@ -203,6 +204,8 @@ def measurement_row(
         row["ga_status"] = ga.status
         if ga.weeks_days is not None:
             row["ga_weeks"], row["ga_days"] = (str(v) for v in ga.weeks_days)
+        if ga.uncertainty_days is not None:
+            row["ga_uncertainty_days"] = f"{ga.uncertainty_days:.1f}"
     if ellipse is None:
         return row
     hc_px = ramanujan_perimeter(ellipse.a, ellipse.b, perimeter_formula)

@@ -5,15 +5,17 @@ Two formulas, chosen by name:
 ``"intergrowth"`` (default)
     INTERGROWTH-21st, Papageorghiou AT, Kemp B, Stones W, et al. "Ultrasound-based
     gestational-age estimation in late pregnancy." Ultrasound Obstet Gynecol
-    2016;48:719-726, the head-circumference-only equation::
+    2016;48:719-726 (doi:10.1002/uog.15894), the head-circumference-only equation::
 
         log_e(GA) = 0.05970 * (log_e HC)^2 + 0.000000006409 * HC^3 + 3.3258
 
-    with GA in days and HC in millimetres. hcmeasure applies it only while the
-    estimate lies between 14+0 and 25+6 weeks (98-181 days, i.e. HC from about
-    97.7 to 237.6 mm): the window for which the INTERGROWTH-21st dating equations
-    are meant (women first scanned after the first trimester, before late
-    pregnancy growth variation dominates).
+    with GA in days and HC in millimetres (the paper's worked example: HC 250 mm gives
+    189.8 days). It is meant for scans taken from 14+0 to 25+6 weeks (98 to 181 days)
+    in women first seen after the first trimester, so hcmeasure gives a GA only while
+    the estimate lies in that window (HC from about 97.7 to 237.6 mm). Uncertainty: the
+    paper reports a 95 % prediction interval of about +-6-7 days at 14 weeks and
+    +-12-14 days at 26 weeks; hcmeasure reports the upper figures, interpolated
+    linearly in GA between them (7 days at 14+0 weeks, 14 days at 26+0 weeks).
 
 ``"hadlock"``
     Hadlock FP, Deter RL, Harrist RB, Park SK. "Estimating fetal age: computer-assisted
@@ -22,13 +24,15 @@ Two formulas, chosen by name:
 
         MA = 8.96 + 0.540 * HC + 0.0003 * HC^3
 
-    with menstrual age MA in weeks and HC in centimetres. Applied while the estimate
-    lies between 14 and 42 weeks (the gestational ages of the study population),
-    i.e. HC from about 89.4 to 357.7 mm.
+    with menstrual age MA in weeks and HC in centimetres. The study measured 361
+    fetuses between 14 and 42 menstrual weeks, so the estimate is given only between
+    14 and 42 weeks (HC from about 89.4 to 357.7 mm). Uncertainty: the paper's +-2 SD
+    variability of the HC age estimate by menstrual-age interval
+    (:data:`HADLOCK_2SD_WEEKS`).
 
 Outside its range a formula gives no GA; :attr:`GAEstimate.status` says which side
-and by how much. The uncertainty attached to each estimate is the published
-variability where hcmeasure encodes it (see :data:`HADLOCK_2SD_WEEKS`).
+and by how much. :attr:`GAEstimate.uncertainty_days` is the half-width, in days, of
+the formula's published ~95 % interval at the estimated age.
 """
 from __future__ import annotations
 
@@ -39,6 +43,7 @@ __all__ = [
     "FORMULAS",
     "DEFAULT_FORMULA",
     "HADLOCK_2SD_WEEKS",
+    "INTERGROWTH_95PI_DAYS",
     "GAEstimate",
     "GestationalAgeFormula",
     "intergrowth_ga_days",
@@ -70,15 +75,24 @@ def hadlock_ga_weeks(hc_mm: float) -> float:
     return 8.96 + 0.540 * cm + 0.0003 * cm**3
 
 
-#: Hadlock 1984 variability of the HC-based age (+-2 SD, weeks) by age band
-#: (lower bound inclusive, upper exclusive), as reproduced from the paper's table.
+#: Hadlock 1984 variability of the HC-based age (+-2 SD, weeks) by menstrual-age
+#: interval (lower bound inclusive, upper exclusive), from the +-2 SD column of the
+#: "GA by HC - Hadlock 1984" table of the Hologic SuperSonic MACH obstetric references
+#: (PM.LAB.175-A), as transcribed; the paper itself was not available to check. Some
+#: reproductions of the paper's table give +-2.70 rather than +-3.20 for 36-42 weeks:
+#: hcmeasure keeps the wider figure.
 HADLOCK_2SD_WEEKS = (
     (12.0, 18.0, 1.19),
     (18.0, 24.0, 1.48),
     (24.0, 30.0, 2.06),
     (30.0, 36.0, 2.98),
-    (36.0, 42.01, 2.70),
+    (36.0, 42.01, 3.20),
 )
+
+#: INTERGROWTH-21st (Papageorghiou et al. 2016) 95 % prediction-interval half-width
+#: (days) at two gestational ages (days): the upper ends of the reported ranges
+#: (6-7 days at 14 weeks, 12-14 days at 26 weeks). Linear in between.
+INTERGROWTH_95PI_DAYS = ((98.0, 7.0), (182.0, 14.0))
 
 
 @dataclass(frozen=True)
@@ -95,12 +109,16 @@ class GestationalAgeFormula:
         return hadlock_ga_weeks(hc_mm) * 7.0
 
     def uncertainty_days(self, days: float) -> float | None:
-        """Published +-2 SD (about 95 %) half-width in days, or None when not encoded."""
-        if self.name == "hadlock":
-            weeks = days / 7.0
-            for lo, hi, sd2 in HADLOCK_2SD_WEEKS:
-                if lo <= weeks < hi:
-                    return sd2 * 7.0
+        """Half-width (days) of the published ~95 % interval at ``days``; None outside the range."""
+        if self.name == "intergrowth":
+            (d0, u0), (d1, u1) = INTERGROWTH_95PI_DAYS
+            if self.min_days <= days <= self.max_days:
+                return u0 + (u1 - u0) * (days - d0) / (d1 - d0)
+            return None
+        weeks = days / 7.0
+        for lo, hi, sd2 in HADLOCK_2SD_WEEKS:
+            if lo <= weeks < hi:
+                return sd2 * 7.0
         return None
 
 

@@ -162,6 +162,7 @@ def test_mixed_folder_is_measured_in_one_call(tmp_path, tiny_checkpoint, heads_b
     ga = estimate_ga(hc)
     assert (sq["ga_formula"], sq["ga_status"]) == ("intergrowth", "ok")
     assert (int(sq["ga_weeks"]), int(sq["ga_days"])) == ga.weeks_days
+    assert float(sq["ga_uncertainty_days"]) == pytest.approx(ga.uncertainty_days, abs=0.05)
 
     # Non-square pixels: the mm-space circle's true perimeter, not pixel perimeter times one factor.
     an = rows["aniso.dcm"]
@@ -197,6 +198,7 @@ def test_mixed_folder_is_measured_in_one_call(tmp_path, tiny_checkpoint, heads_b
     late = rows["late.dcm"]
     assert late["status"] == "ok" and float(late["hc_mm"]) > 300
     assert (late["ga_weeks"], late["ga_days"], late["ga_status"]) == ("", "", "hc_above_range")
+    assert late["ga_uncertainty_days"] == ""
     assert "outside the INTERGROWTH-21st range" in err
 
     # Overlays per frame, the report, and no identifiers anywhere.
@@ -225,6 +227,7 @@ def test_frame_option_hadlock_and_keep_identifiers(tmp_path, tiny_checkpoint, he
     hc = float(late["hc_mm"])
     assert late["ga_formula"] == "hadlock" and late["ga_status"] == "ok"
     assert (int(late["ga_weeks"]), int(late["ga_days"])) == estimate_ga(hc, "hadlock").weeks_days
+    assert float(late["ga_uncertainty_days"]) == pytest.approx(estimate_ga(hc, "hadlock").uncertainty_days, abs=0.05)
     assert rows["square.dcm"]["patient_id"] == "PAT-0042"
     assert rows["square.dcm"]["patient_name"] == "Doe^Jane"
     assert rows["US1_UNCR.dcm"]["patient_id"] == "13US1"

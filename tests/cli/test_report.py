@@ -67,6 +67,8 @@ def test_report_is_self_contained_with_doubtful_rows_first(run_dir, capsys):
     assert body.count('src="data:image/jpeg;base64,') == 5  # f_broken has no overlay
     assert "low score 0.31" in body and "poor ellipse fit (IoU 0.60)" in body and "out of physiological range" in body
     assert "no GA: HC above range of the intergrowth formula" in body
+    # GA with its ~95 % interval: HC 212 mm -> 164.0 days = 23+3, +-(7 + 7 * (164.0 - 98) / 84) = +-12.5 days.
+    assert "23+3 <span class=\"note\">&plusmn;12&nbsp;d</span>" in body
     # Nothing is fetched from elsewhere: no external scripts, styles, fonts or images.
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", page)
     assert "@import" not in page and "url(" not in page and "<link" not in page

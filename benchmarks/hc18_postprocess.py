@@ -6,7 +6,7 @@
 Runs the network once per val image (and once on its horizontal mirror), keeps the raw
 detections, and scores the variants that only change what happens after the network:
 
-* mask threshold (0.2 .. 0.6) on the best-scoring instance's mask probabilities;
+* mask threshold (0.3 .. 0.65) on the best-scoring instance's mask probabilities;
 * where the ellipse is fitted: the sub-pixel iso-contour of the RoI mask probabilities
   (``roi_contour``, what HeadRCNN does) or the contour of the mask pasted into the full
   image as Detectron2's postprocessing does (``pasted_mask``);
@@ -88,7 +88,7 @@ def main(argv=None):
 
     results = []
     for where in ("roi_contour", "pasted_mask"):
-        for thr in (0.2, 0.25, 0.3, 0.35, 0.4, 0.5, 0.6):
+        for thr in (0.3, 0.35, 0.4, 0.45, 0.5, 0.55, 0.6, 0.65):
             for tta in (False, True):
                 if where == "pasted_mask" and tta:
                     continue  # the pasted variant without TTA only

@@ -2,7 +2,7 @@
 """Speed of ``hcmeasure predict`` versus a hand-written Detectron2 ``DefaultPredictor`` loop.
 
     .venv/bin/python benchmarks/predict_speed.py [--model CKPT --config CFG] [--images DIR] [--n 24]
-                                                 [--device cpu|cuda] [--batch-size N]
+                                                 [--device cpu|cuda] [--batch-size N] [--repeats 3]
 
 Both runs use the same model and images (default: the first N HC18 test images).
 ``hcmeasure predict`` is timed end to end (reading, pre-processing, network, ellipse
@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 import cv2
+import numpy as np
 import torch
 
 REPO = Path(__file__).resolve().parents[1]
@@ -39,6 +40,9 @@ def main(argv=None):
     p.add_argument("--n", type=int, default=24)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=3,
+                   help="alternate the two timed runs this many times and report medians "
+                        "(a shared 2-core machine varies by +-10 %% from run to run)")
     args = p.parse_args(argv)
 
     from detectron2.engine import DefaultPredictor
@@ -80,32 +84,40 @@ def main(argv=None):
         base = ["--model", str(weights), "--config", str(config), "--device", args.device,
                 "--pixel-size", "0.1"]
         cli(["predict", str(warm), "--out", str(tmp / "w")] + base)
-        GeneralizedRCNN.inference = timed
-        try:
-            forward_s[0] = 0.0
-            buf = io.StringIO()
-            with contextlib.redirect_stdout(buf):
-                batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
-                cli(["predict", str(folder), "--out", str(tmp / "out")] + batch + base)
-            # The CLI's summary times the folder run after the model is loaded.
-            total_s = float(re.search(r"image\(s\) in ([0-9.]+) s", buf.getvalue()).group(1))
-            print(buf.getvalue().strip())
-        finally:
-            GeneralizedRCNN.inference = original
-        ours_forward = forward_s[0]
-
         cfg = load_config(config, device=args.device)
         predictor = DefaultPredictor(cfg)
         HCMeasureCheckpointer(predictor.model).load(str(weights))
         predictor(cv2.imread(str(images[0])))  # warm-up
-        t = time.perf_counter()
-        for q in images:
-            img = cv2.imread(str(q))
-            out = predictor(img)
-            measure_head_from_instances(out["instances"].to("cpu"))
-        baseline_s = time.perf_counter() - t
+
+        runs = []  # (predict total s, predict forward s, DefaultPredictor loop s) per repeat
+        for rep in range(args.repeats):
+            GeneralizedRCNN.inference = timed
+            try:
+                forward_s[0] = 0.0
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    batch = ["--batch-size", str(args.batch_size)] if args.batch_size else []
+                    cli(["predict", str(folder), "--out", str(tmp / f"out{rep}")] + batch + base)
+                # The CLI's summary times the folder run after the model is loaded.
+                total_s = float(re.search(r"image\(s\) in ([0-9.]+) s", buf.getvalue()).group(1))
+                print(buf.getvalue().strip())
+            finally:
+                GeneralizedRCNN.inference = original
+            ours_forward = forward_s[0]
+
+            t = time.perf_counter()
+            for q in images:
+                img = cv2.imread(str(q))
+                out = predictor(img)
+                measure_head_from_instances(out["instances"].to("cpu"))
+            baseline_s = time.perf_counter() - t
+            runs.append((total_s, ours_forward, baseline_s))
+            print(f"repeat {rep + 1}: predict {total_s / len(images):.3f} s/image, "
+                  f"DefaultPredictor loop {baseline_s / len(images):.3f} s/image", flush=True)
 
     n = len(images)
+    total_s, ours_forward, baseline_s = (float(np.median(v)) for v in zip(*runs))
+    shares = [1 - f / t for t, f, _ in runs]
     result = {
         "command": " ".join(["python", "benchmarks/predict_speed.py"] + (argv or sys.argv[1:])),
         "device": args.device if args.device != "cuda" else torch.cuda.get_device_name(0),
@@ -117,6 +129,10 @@ def main(argv=None):
         "network_forward_s_per_image": round(ours_forward / n, 4),
         "non_network_share": round(1 - ours_forward / total_s, 4),
         "default_predictor_loop_s_per_image": round(baseline_s / n, 4),
+        "repeats": args.repeats,
+        "per_repeat_s_per_image": [
+            {"hcmeasure_predict": round(t / n, 4), "default_predictor_loop": round(b / n, 4),
+             "non_network_share": round(sh, 4)} for (t, _, b), sh in zip(runs, shares)],
     }
     dest = REPO / "benchmarks" / "results" / f"predict_speed_{args.device}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)

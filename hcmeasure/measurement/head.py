@@ -83,6 +83,10 @@ def _longest_closed_contour(prob: np.ndarray, level: float) -> np.ndarray | None
     return best - 1.0  # undo the padding: (row, col) in mask-grid cells
 
 
+#: Sampling step (pixels) of the fit-quality IoU in :func:`measure_head_from_mask_probs`.
+_IOU_STRIDE = 2
+
+
 def measure_head_from_mask_probs(
     probs: np.ndarray,
     box_xyxy: tuple[float, float, float, float],
@@ -104,7 +108,7 @@ def measure_head_from_mask_probs(
     the thresholded mask with the fitted ellipse inside the box. The returned
     ``contour`` is the kept boundary ``(x, y)`` in image pixels (for overlays).
     """
-    from .ellipse import ellipse_mask, fit_ellipse_to_points
+    from .ellipse import fit_ellipse_to_points
     import cv2
 
     probs = np.asarray(probs, np.float32)
@@ -129,7 +133,9 @@ def measure_head_from_mask_probs(
     except EllipseFitError:
         return HeadMeasurement(None, score, None, "ellipse_fit_failed")
     # Fit quality: thresholded mask pasted into its box vs the ellipse, on the part of
-    # the image covering both (a head cut by the image border is not penalised).
+    # the image covering both (a head cut by the image border is not penalised), sampled
+    # at every second pixel centre along x and y (a quarter of the work; the IoU of
+    # shapes hundreds of pixels across changes by well under 0.01).
     r = ellipse.a
     cx0 = max(0, int(np.floor(min(x0, ellipse.cx - r))))
     cy0 = max(0, int(np.floor(min(y0, ellipse.cy - r))))
@@ -137,15 +143,17 @@ def measure_head_from_mask_probs(
     cy1 = min(h, int(np.ceil(max(y1, ellipse.cy + r + 1))))
     iou = None
     if cx1 > cx0 and cy1 > cy0:
-        # Sample the probabilities at the crop's pixel centres (bilinear, like Detectron2's paste).
-        gx = (np.arange(cx0, cx1) + 0.5 - x0) * mw / bw - 0.5
-        gy = (np.arange(cy0, cy1) + 0.5 - y0) * mh / bh - 0.5
+        px = np.arange(cx0, cx1, _IOU_STRIDE, dtype=np.float64)
+        py = np.arange(cy0, cy1, _IOU_STRIDE, dtype=np.float64)
+        # Probabilities at those pixel centres (bilinear, like Detectron2's paste).
+        gx = (px + 0.5 - x0) * mw / bw - 0.5
+        gy = (py + 0.5 - y0) * mh / bh - 0.5
         mapx, mapy = np.meshgrid(gx.astype(np.float32), gy.astype(np.float32))
         pasted = cv2.remap(probs, mapx, mapy, cv2.INTER_LINEAR,
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         crop_mask = pasted > mask_threshold
-        shifted = Ellipse(ellipse.cx - cx0, ellipse.cy - cy0, ellipse.a, ellipse.b, ellipse.angle)
-        ell = ellipse_mask(shifted, crop_mask.shape)
+        xs_grid, ys_grid = np.meshgrid(px, py)
+        ell = ellipse.normalized_radius(xs_grid, ys_grid) <= 1.0
         union = np.logical_or(crop_mask, ell).sum()
         iou = float(np.logical_and(crop_mask, ell).sum() / union) if union else 0.0
     return HeadMeasurement(ellipse, score, iou, "ok", None, points)

@@ -141,12 +141,12 @@ def _cell(text: str, sort: str | float | None = None, cls: str = "") -> str:
     return f"<td{cls_attr}{sort_attr}>{text}</td>"
 
 
-def _row_html(row: dict[str, str], overlays: Path, index: int) -> str:
+def _row_html(row: dict[str, str], overlays: Path, index: int, shared_stems: frozenset[str] = frozenset()) -> str:
     from .cli.predict import overlay_filename
 
     e = html.escape
     why = doubts(row)
-    thumb = _thumbnail(overlays / overlay_filename(row["filename"]))
+    thumb = _thumbnail(overlays / overlay_filename(row["filename"], shared_stems))
     img = f'<img class="thumb" alt="overlay of {e(row["filename"])}" src="{thumb}">' if thumb else \
         '<span class="note">no overlay</span>'
     hc = _num(row.get("hc_mm"))
@@ -205,7 +205,10 @@ def write_report(run_dir, target=None) -> Path:
                + (f", HC {hcs.min():.1f}-{hcs.max():.1f} mm" if hcs.size else "")
                + (f"; GA formula: {e(', '.join(formulas))}" if formulas else ""))
     head = "".join(f'<th data-type="{t}">{e(h)}</th>' for h, t in _COLUMNS)
-    body = "\n".join(_row_html(r, run_dir / "overlays", i) for i, r in enumerate(ordered))
+    from .cli.predict import shared_overlay_stems
+
+    shared = shared_overlay_stems(r["filename"] for r in rows)
+    body = "\n".join(_row_html(r, run_dir / "overlays", i, shared) for i, r in enumerate(ordered))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8">

@@ -178,12 +178,31 @@ def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes
     return buf.getvalue()
 
 
-def overlay_filename(name: str) -> str:
+def overlay_filename(name: str, shared_stems: frozenset[str] = frozenset()) -> str:
     """Overlay PNG name for a row: ``a.png`` -> ``a.png``, ``b.dcm`` -> ``b.png``,
-    ``c.dcm#3`` -> ``c_frame3.png``."""
+    ``c.dcm#3`` -> ``c_frame3.png``.
+
+    ``shared_stems`` (from :func:`shared_overlay_stems`) are stems that several input
+    files of the run share; such a file keeps its extension in the name unless it is a
+    PNG (``a.png`` -> ``a.png``, ``a.dcm`` -> ``a_dcm.png``, ``a.dcm#2`` ->
+    ``a_dcm_frame2.png``), so no overlay overwrites another."""
     base, _, frame = name.partition("#")
-    stem = Path(base).stem
+    path = Path(base)
+    stem = path.stem
+    if stem in shared_stems and path.suffix.lower() != ".png":
+        stem = f"{stem}_{path.suffix.lstrip('.').lower()}"
     return f"{stem}_frame{frame}.png" if frame else f"{stem}.png"
+
+
+def shared_overlay_stems(names) -> frozenset[str]:
+    """Stems shared by more than one input file among row or file ``names``
+    (``a.png`` and ``a.dcm``; the frames of one file count once)."""
+    files = {n.partition("#")[0] for n in names}
+    seen: dict[str, int] = {}
+    for f in files:
+        stem = Path(f).stem
+        seen[stem] = seen.get(stem, 0) + 1
+    return frozenset(s for s, k in seen.items() if k > 1)
 
 
 #: Relative difference between an override and the file's calibration that is reported.
@@ -313,6 +332,7 @@ def run(args) -> int:
     overlay_dir = out / "overlays"
     if not args.no_overlays:
         overlay_dir.mkdir(exist_ok=True)
+    shared_stems = shared_overlay_stems(path.name for path in images)
 
     def load(path: Path):
         try:
@@ -353,7 +373,7 @@ def run(args) -> int:
                         f"HC {row['hc_px']} px" if row["hc_px"] else row["status"])
                     if row.get("ga_weeks"):
                         text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
-                    target = overlay_dir / overlay_filename(frame.name)
+                    target = overlay_dir / overlay_filename(frame.name, shared_stems)
                     pending_writes.append(io_pool.submit(
                         lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t))))
             batch.clear()

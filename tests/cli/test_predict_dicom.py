@@ -268,3 +268,23 @@ def test_the_real_model_path_runs_on_dicom(tmp_path, tiny_checkpoint, study, cap
                                                     "missing_pixel_size"}
     assert rows["aniso.dcm"]["pixel_size_source"] == "dicom_us_region"
     assert (out / "report.html").read_text().count('<td class="file"') == 5
+
+
+def test_files_sharing_a_stem_get_separate_overlays(tmp_path, tiny_checkpoint, heads_by_size, study, capsys):
+    # a.png and a.dcm (and a multi-frame a.cine-like file) in one folder: no overlay overwrites another.
+    model, config = tiny_checkpoint
+    folder, _ = study
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    shutil.copy(folder / "plain.png", mixed / "scan.png")
+    shutil.copy(folder / "square.dcm", mixed / "scan.dcm")
+    shutil.copy(folder / "cine.dcm", mixed / "other.dcm")
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", mixed, "--out", out, "--model", model, "--config", config,
+                              "--pixel-size", "0.2", "--report"], capsys)
+    assert code == 0, err
+    assert list(_rows(out)) == ["other.dcm#1", "other.dcm#2", "other.dcm#3", "scan.dcm", "scan.png"]
+    overlays = sorted(p.name for p in (out / "overlays").iterdir())
+    assert overlays == ["other_frame1.png", "other_frame2.png", "other_frame3.png", "scan.png", "scan_dcm.png"]
+    body = (out / "report.html").read_text().split("<tbody>")[1]
+    assert body.count('src="data:image/jpeg;base64,') == 5  # every row found its own overlay

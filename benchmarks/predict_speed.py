@@ -42,8 +42,10 @@ def main(argv=None):
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--repeats", type=int, default=3,
                    help="alternate the two timed runs this many times and report medians "
-                        "(a shared 2-core machine varies by +-10 %% from run to run)")
+                        "(a shared 2-core machine varies by about +-15 %% from run to run)")
     args = p.parse_args(argv)
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: must be at least 1")
 
     from detectron2.engine import DefaultPredictor
     from detectron2.modeling import GeneralizedRCNN

@@ -197,12 +197,8 @@ def overlay_filename(name: str, shared_stems: frozenset[str] = frozenset()) -> s
 def shared_overlay_stems(names) -> frozenset[str]:
     """Stems shared by more than one input file among row or file ``names``
     (``a.png`` and ``a.dcm``; the frames of one file count once)."""
-    files = {n.partition("#")[0] for n in names}
-    seen: dict[str, int] = {}
-    for f in files:
-        stem = Path(f).stem
-        seen[stem] = seen.get(stem, 0) + 1
-    return frozenset(s for s, k in seen.items() if k > 1)
+    stems = Counter(Path(f).stem for f in {n.partition("#")[0] for n in names})
+    return frozenset(s for s, k in stems.items() if k > 1)
 
 
 #: Relative difference between an override and the file's calibration that is reported.

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from pathlib import Path
+
 import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
@@ -61,6 +63,17 @@ def _load_torchvision_url(name: str):
 
 class HCMeasureCheckpointer(DetectionCheckpointer):
     """``DetectionCheckpointer`` that also understands torchvision ResNet checkpoints."""
+
+    def load(self, path: str, *args, **kwargs):
+        """As Detectron2's, but a local ``path`` that does not exist is a clear error naming the
+        file and what to do (URLs and ``detectron2://``/``torchvision://`` names pass through)."""
+        if path and "://" not in path and not Path(path).is_file():
+            raise FileNotFoundError(
+                f"MODEL.WEIGHTS {path}: no such checkpoint file. Train the model it names first "
+                "(a second-stage config starts from the first stage's model_final.pth), or pass "
+                "MODEL.WEIGHTS <checkpoint.pth> after the other arguments of tools/train_net.py."
+            )
+        return super().load(path, *args, **kwargs)
 
     def read_checkpoint(self, path: str) -> dict:
         """The checkpoint dict of a local file, as :meth:`load` would read it (no model update)."""

@@ -1,4 +1,5 @@
 """Torchvision ResNet checkpoints load into Detectron2's ResNet with the same outputs."""
+import pytest
 import torch
 import torchvision
 from detectron2.config import get_cfg
@@ -56,3 +57,12 @@ def test_conversion_names_cover_every_detectron2_parameter():
     d2 = _d2_resnet(18)
     assert set(d2.state_dict()) == set(converted)
     assert not any(k.startswith("fc.") for k in converted)
+
+
+def test_missing_local_weights_name_the_file_and_the_fix(tmp_path):
+    missing = tmp_path / "stage1" / "model_final.pth"
+    checkpointer = HCMeasureCheckpointer(torch.nn.Linear(2, 2))
+    with pytest.raises(FileNotFoundError, match="MODEL.WEIGHTS .*model_final.pth: no such checkpoint file") as err:
+        checkpointer.load(str(missing))
+    assert "first stage" in str(err.value)
+    assert checkpointer.load("") == {}  # no weights: nothing to load, as in Detectron2

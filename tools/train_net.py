@@ -11,6 +11,7 @@ Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog
 Hausdorff) plus COCOEvaluator; "sem_seg" -> SemSegEvaluator (mIoU).
 """
 import os
+import weakref
 
 import torch
 
@@ -36,14 +37,19 @@ from hcmeasure.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
-    def __init__(self, cfg):
-        super().__init__(cfg)
-        # Same checkpointer, but torchvision ResNet weights are converted on load.
+    def build_hooks(self):
+        """Detectron2's hooks, with hcmeasure's checkpointer (torchvision ResNet weights are
+        converted on load; a missing local MODEL.WEIGHTS is a clear error).
+
+        ``DefaultTrainer.__init__`` creates ``self.checkpointer`` just before it builds the
+        hooks, so replacing it here means the periodic checkpointer hook and
+        ``resume_or_load`` share the same one."""
         self.checkpointer = HCMeasureCheckpointer(
             self._trainer.model,
-            cfg.OUTPUT_DIR,
-            trainer=self,
+            self.cfg.OUTPUT_DIR,
+            trainer=weakref.proxy(self),
         )
+        return super().build_hooks()
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -91,3 +91,18 @@ def test_predict_loads_the_trained_checkpoint(trained, tiny_hc18, tmp_path):
     sub = open(res / "submission.csv").read().splitlines()
     assert sub[0] == "filename,center_x_mm,center_y_mm,semi_axes_a_mm,semi_axes_b_mm,angle_rad"
     assert len(sub) == 3
+
+
+@pytest.mark.slow
+def test_a_missing_starting_checkpoint_is_named_before_training(tiny_hc18, tmp_path):
+    """A second-stage config run before its first stage stops with the file and the fix,
+    not a bare assertion: the trainer loads through hcmeasure's checkpointer."""
+    env = dict(os.environ, HCMEASURE_HC18_ROOT=str(tiny_hc18), HCMEASURE_CACHE=str(tmp_path / "cache"))
+    missing = tmp_path / "stage1" / "model_final.pth"
+    cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file", str(TINY),
+           "OUTPUT_DIR", str(tmp_path / "out"), "SOLVER.MAX_ITER", "1", "MODEL.WEIGHTS", str(missing)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode != 0
+    assert f"MODEL.WEIGHTS {missing}: no such checkpoint file" in proc.stderr
+    assert "Train the model it names first" in proc.stderr
+    assert not (tmp_path / "out" / "model_final.pth").exists()

@@ -15,7 +15,6 @@ convolution); ``configs/HC18/mask_rcnn_R_50_FPN_torchvision.yaml`` sets these.
 from __future__ import annotations
 
 import re
-
 from pathlib import Path
 
 import torch

@@ -32,3 +32,30 @@ def test_default_model_measures_val_scans_within_5_mm(predictor, hc18_root):
 def test_default_model_config_needs_no_download(predictor):
     assert predictor.cfg.MODEL.WEIGHTS == ""
     assert predictor.cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED == ""
+
+
+def test_predictor_speedups_do_not_change_the_measurement(predictor, hc18_root):
+    """HeadPredictor folds the backbone's BatchNorms into its convolutions and, on a CPU,
+    keeps weights channels-last; the model as Detectron2 builds it measures the same ellipse."""
+    import torch
+    from detectron2.modeling import build_model
+
+    from hcmeasure.data.hc18 import load_hc18_dicts
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.predictor import load_weights_strict
+
+    assert predictor.fused_batchnorms > 0
+    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())
+    assert predictor.model.backbone.bottom_up.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
+    unfused = build_model(predictor.cfg)
+    load_weights_strict(unfused, predictor.weights, predictor.config_file)
+    unfused.eval()
+    unfused.paste_masks = False
+    d = load_hc18_dicts(hc18_root, "val")[0]
+    x = predictor.preprocess(read_scan(d["file_name"]))
+    with torch.inference_mode():
+        ours = predictor.measure([x])[0].ellipse
+        theirs = unfused([x])[0]["head"].ellipse
+    for field in ("cx", "cy", "a", "b"):
+        assert getattr(ours, field) == pytest.approx(getattr(theirs, field), abs=0.02), field
+    assert ours.angle == pytest.approx(theirs.angle, abs=1e-3)

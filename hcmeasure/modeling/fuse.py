@@ -1,0 +1,83 @@
+"""Inference-time rewrites that leave a model's outputs unchanged but make it cheaper.
+
+``fuse_for_inference(model)`` asks every module that knows how (a ``fuse_conv_bn()``
+method, e.g. :class:`~hcmeasure.modeling.backbone.efficientnet_lite.EfficientNetLite`)
+to rewrite itself: BatchNorm folded into the convolution before it, and TensorFlow
+"same" padding turned into the convolution's own padding where it is symmetric. The
+model must be in eval mode (BatchNorm then applies its fixed running statistics) and
+is not meant to be trained afterwards.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from detectron2.layers import FrozenBatchNorm2d
+
+__all__ = ["fold_batchnorm", "static_same_padding_conv", "fuse_for_inference"]
+
+
+@torch.no_grad()
+def fold_batchnorm(conv: nn.Conv2d, bn: nn.Module) -> None:
+    """Fold ``bn`` (BatchNorm2d in eval mode, or FrozenBatchNorm2d) into ``conv`` in place.
+
+    ``bn(conv(x)) == conv'(x)`` with ``w' = w * s`` and ``b' = (b - mean) * s + beta``,
+    ``s = gamma / sqrt(var + eps)``. ``bn`` itself is left untouched: replace it by
+    ``nn.Identity()`` afterwards.
+    """
+    if isinstance(bn, nn.BatchNorm2d):
+        if bn.training:
+            raise RuntimeError("fold_batchnorm: the BatchNorm is in training mode; call model.eval() first")
+        mean, var, eps = bn.running_mean, bn.running_var, bn.eps
+    elif isinstance(bn, FrozenBatchNorm2d):
+        mean, var, eps = bn.running_mean, bn.running_var, bn.eps
+    else:
+        raise TypeError(f"fold_batchnorm: cannot fold {type(bn).__name__}")
+    if bn.num_features != conv.out_channels:
+        raise ValueError(f"fold_batchnorm: {bn.num_features} BatchNorm channels after a "
+                         f"{conv.out_channels}-channel convolution")
+    gamma = bn.weight if bn.weight is not None else torch.ones_like(mean)
+    beta = bn.bias if bn.bias is not None else torch.zeros_like(mean)
+    scale = gamma / torch.sqrt(var + eps)
+    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
+    conv.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
+    new_bias = (bias - mean) * scale + beta
+    if conv.bias is None:
+        conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype), requires_grad=False)
+    else:
+        conv.bias.copy_(new_bias)
+
+
+def static_same_padding_conv(conv: nn.Conv2d) -> nn.Conv2d:
+    """A plain ``nn.Conv2d`` equal to a TF-"same" padded stride-1 convolution with odd kernels.
+
+    TensorFlow's "same" padding with stride 1 pads ``(k - 1) * d / 2`` pixels on each
+    side, whatever the input size, so the padding can be the convolution's own instead
+    of a separate ``F.pad`` copy of the input. Other convolutions are returned as they are.
+    """
+    kh, kw = conv.kernel_size
+    stride = tuple(conv.stride) if len(conv.stride) == 2 else (conv.stride[0],) * 2
+    if stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0 or conv.padding != (0, 0):
+        return conv
+    dh, dw = conv.dilation
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=1,
+                    padding=((kh - 1) * dh // 2, (kw - 1) * dw // 2), dilation=conv.dilation,
+                    groups=conv.groups, bias=conv.bias is not None)
+    out.weight = conv.weight
+    if conv.bias is not None:
+        out.bias = conv.bias
+    return out.to(conv.weight.device)
+
+
+def fuse_for_inference(model: nn.Module) -> int:
+    """Let ``model`` and each sub-module with a ``fuse_conv_bn()`` method rewrite itself.
+
+    Returns how many BatchNorm layers were folded in all. Raises if ``model`` is training.
+    """
+    if model.training:
+        raise RuntimeError("fuse_for_inference: call model.eval() first")
+    folded = 0
+    for module in list(model.modules()):
+        if callable(getattr(module, "fuse_conv_bn", None)):
+            folded += int(module.fuse_conv_bn())
+    return folded

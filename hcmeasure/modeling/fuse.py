@@ -53,8 +53,13 @@ def static_same_padding_conv(conv: nn.Conv2d) -> nn.Conv2d:
 
     TensorFlow's "same" padding with stride 1 pads ``(k - 1) * d / 2`` pixels on each
     side, whatever the input size, so the padding can be the convolution's own instead
-    of a separate ``F.pad`` copy of the input. Other convolutions are returned as they are.
+    of a separate ``F.pad`` copy of the input. Other convolutions (strided, even kernels,
+    or not TF-"same" padded at all) are returned as they are.
     """
+    from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
+
+    if not isinstance(conv, Conv2dDynamicSamePadding):
+        return conv
     kh, kw = conv.kernel_size
     stride = tuple(conv.stride) if len(conv.stride) == 2 else (conv.stride[0],) * 2
     if stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0 or conv.padding != (0, 0):

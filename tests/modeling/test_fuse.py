@@ -57,6 +57,11 @@ def test_static_padding_equals_tensorflow_same_padding_at_stride_one(kernel, siz
         torch.testing.assert_close(static(x), dynamic(x))
 
 
+def test_a_plain_convolution_keeps_its_own_padding():
+    valid = nn.Conv2d(4, 4, 3, padding=0)
+    assert static_same_padding_conv(valid) is valid
+
+
 def test_strided_same_padding_stays_dynamic():
     from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 

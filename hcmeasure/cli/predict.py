@@ -16,6 +16,7 @@ one row per frame, named ``file.dcm#N`` (N from 1), unless ``--frame N``.
 """
 from __future__ import annotations
 
+import contextlib
 import io
 import sys
 import time
@@ -301,6 +302,10 @@ class InlineExecutor:
         return future
 
 
+def _executor(workers: int):
+    return ThreadPoolExecutor(max_workers=workers) if workers else InlineExecutor()
+
+
 def run(args) -> int:
     from ..predictor import HeadPredictor, ModelLoadError, torch_threads_from_env
     from tqdm import tqdm
@@ -327,7 +332,7 @@ def run(args) -> int:
     # torch called from a second thread starts a second set of OpenMP threads that fight
     # the network's for the cores. Overlay drawing and PNG encoding call no torch and
     # overlap the network well, so one thread does those.
-    overlay_workers = io_workers if args.io_workers is not None or on_gpu else 1
+    own_overlay_thread = args.io_workers is None and not on_gpu
 
     out = args.out
     out.mkdir(parents=True, exist_ok=True)
@@ -349,10 +354,8 @@ def run(args) -> int:
     burned_in: list[str] = []
     start = time.perf_counter()
     bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
-    def executor(workers: int):
-        return ThreadPoolExecutor(max_workers=workers) if workers else InlineExecutor()
-
-    with executor(io_workers) as io_pool, executor(overlay_workers) as overlay_pool:
+    with _executor(io_workers) as io_pool, \
+            (_executor(1) if own_overlay_thread else contextlib.nullcontext(io_pool)) as overlay_pool:
         pending_writes = []
         loaded = io_pool.map(load, images)
         batch: list[tuple[Path, DicomFrame, dict]] = []

@@ -9,43 +9,29 @@ is not meant to be trained afterwards.
 """
 from __future__ import annotations
 
-import torch
 from torch import nn
+from torch.nn.utils.fusion import fuse_conv_bn_weights
 
 from detectron2.layers import FrozenBatchNorm2d
 
 __all__ = ["fold_batchnorm", "static_same_padding_conv", "fuse_for_inference"]
 
 
-@torch.no_grad()
 def fold_batchnorm(conv: nn.Conv2d, bn: nn.Module) -> None:
     """Fold ``bn`` (BatchNorm2d in eval mode, or FrozenBatchNorm2d) into ``conv`` in place.
 
-    ``bn(conv(x)) == conv'(x)`` with ``w' = w * s`` and ``b' = (b - mean) * s + beta``,
-    ``s = gamma / sqrt(var + eps)``. ``bn`` itself is left untouched: replace it by
-    ``nn.Identity()`` afterwards.
+    ``bn(conv(x)) == conv'(x)``; the arithmetic is torch's ``fuse_conv_bn_weights``.
+    ``bn`` itself is left untouched: replace it by ``nn.Identity()`` afterwards.
     """
-    if isinstance(bn, nn.BatchNorm2d):
-        if bn.training:
-            raise RuntimeError("fold_batchnorm: the BatchNorm is in training mode; call model.eval() first")
-        mean, var, eps = bn.running_mean, bn.running_var, bn.eps
-    elif isinstance(bn, FrozenBatchNorm2d):
-        mean, var, eps = bn.running_mean, bn.running_var, bn.eps
-    else:
+    if not isinstance(bn, (nn.BatchNorm2d, FrozenBatchNorm2d)):
         raise TypeError(f"fold_batchnorm: cannot fold {type(bn).__name__}")
+    if bn.training and isinstance(bn, nn.BatchNorm2d):
+        raise RuntimeError("fold_batchnorm: the BatchNorm is in training mode; call model.eval() first")
     if bn.num_features != conv.out_channels:
         raise ValueError(f"fold_batchnorm: {bn.num_features} BatchNorm channels after a "
                          f"{conv.out_channels}-channel convolution")
-    gamma = bn.weight if bn.weight is not None else torch.ones_like(mean)
-    beta = bn.bias if bn.bias is not None else torch.zeros_like(mean)
-    scale = gamma / torch.sqrt(var + eps)
-    bias = conv.bias if conv.bias is not None else torch.zeros_like(mean)
-    conv.weight.copy_(conv.weight * scale.reshape(-1, 1, 1, 1))
-    new_bias = (bias - mean) * scale + beta
-    if conv.bias is None:
-        conv.bias = nn.Parameter(new_bias.to(conv.weight.dtype), requires_grad=False)
-    else:
-        conv.bias.copy_(new_bias)
+    conv.weight, conv.bias = fuse_conv_bn_weights(
+        conv.weight, conv.bias, bn.running_mean, bn.running_var, bn.eps, bn.weight, bn.bias)
 
 
 def static_same_padding_conv(conv: nn.Conv2d) -> nn.Conv2d:
@@ -58,20 +44,16 @@ def static_same_padding_conv(conv: nn.Conv2d) -> nn.Conv2d:
     """
     from efficientnet_lite_pytorch.utils import Conv2dDynamicSamePadding
 
-    if not isinstance(conv, Conv2dDynamicSamePadding):
-        return conv
     kh, kw = conv.kernel_size
-    stride = tuple(conv.stride) if len(conv.stride) == 2 else (conv.stride[0],) * 2
-    if stride != (1, 1) or kh % 2 == 0 or kw % 2 == 0 or conv.padding != (0, 0):
+    if (not isinstance(conv, Conv2dDynamicSamePadding) or tuple(conv.stride) != (1, 1)
+            or kh % 2 == 0 or kw % 2 == 0):
         return conv
     dh, dw = conv.dilation
     out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, stride=1,
                     padding=((kh - 1) * dh // 2, (kw - 1) * dw // 2), dilation=conv.dilation,
                     groups=conv.groups, bias=conv.bias is not None)
-    out.weight = conv.weight
-    if conv.bias is not None:
-        out.bias = conv.bias
-    return out.to(conv.weight.device)
+    out.weight, out.bias = conv.weight, conv.bias
+    return out
 
 
 def fuse_for_inference(model: nn.Module) -> int:

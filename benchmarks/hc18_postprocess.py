@@ -12,9 +12,16 @@ detections, and scores the variants that only change what happens after the netw
   image as Detectron2's postprocessing does (``pasted_mask``);
 * test-time flip averaging off/on.
 
+For a model with a head refiner (``HCMEASURE.HEAD_REFINER``), the refiner is then run on
+the crop around each image's detection (the detector's mask at 0.5 gives the box, as in
+predict) and its variants are scored too: threshold of the refiner's probabilities, flip
+averaging of the crop, a second crop-and-measure round, and the mean of the detector's
+and the refiner's ellipses (``refiner_variants``).
+
 Writes ``benchmarks/results/hc18_postprocess.json`` (MAD / MSD in mm per variant).
 """
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -108,13 +115,60 @@ def main(argv=None):
                        **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
                 results.append(row)
                 print(row, flush=True)
+    refiner_results = []
+    if predictor.refiner is not None:
+        detected = []
+        for d, raw in zip(dicts, raws):
+            head = measure(raw[0], 0.5, "roi_contour", (d["height"], d["width"]))
+            detected.append(head if raw[0] is None else dataclasses.replace(head, box=tuple(raw[0][0])))
+        refiner_results = score_refiner(predictor.refiner, dicts, detected, read_scan, head_circumference_mm,
+                                        hc_differences)
     dest = REPO / "benchmarks" / "results" / "hc18_postprocess.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps({
         "command": " ".join(["python", "benchmarks/hc18_postprocess.py"] + (argv or sys.argv[1:])),
         "model": str(weights), "n_images": len(dicts), "network_s": round(network_s, 1),
-        "variants": results}, indent=2) + "\n")
+        "variants": results, "refiner_variants": refiner_results}, indent=2) + "\n")
     print(f"wrote {dest}")
+
+
+def score_refiner(refiner, dicts, detected, read_scan, head_circumference_mm, hc_differences):
+    """MAD/MSD of the refiner's variants, from the detector's measurements (with boxes)."""
+    from hcmeasure.modeling.head_refiner import HeadContourRefiner
+    from hcmeasure.modeling.meta_arch.head_rcnn import average_ellipses
+
+    grays = [read_scan(d["file_name"]) for d in dicts]
+
+    def run(**kw):
+        r = HeadContourRefiner(refiner.model, crop_size=refiner.crop_size, context=refiner.context, **kw)
+        return [r.refine([g], [h])[0] for g, h in zip(grays, detected)]
+
+    def row(name, heads, **info):
+        pred, truth, failed = [], [], 0
+        for d, head in zip(dicts, heads):
+            if head.ellipse is None:
+                failed += 1
+                continue
+            pred.append(head_circumference_mm(head.ellipse, d["pixel_size_mm"]))
+            truth.append(d["hc_mm"])
+        stats = hc_differences(pred, truth)
+        out = {"variant": name, **info, "failed": failed,
+               **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
+        print(out, flush=True)
+        return out
+
+    rows = [row("detector alone", detected, mask_threshold=0.5)]
+    for tta in (False, True):
+        for thr in (0.4, 0.45, 0.5, 0.55, 0.6):
+            rows.append(row("refiner", run(mask_threshold=thr, flip_tta=tta), mask_threshold=thr, flip_tta=tta,
+                            rounds=1))
+        rows.append(row("refiner", run(flip_tta=tta, rounds=2), mask_threshold=0.5, flip_tta=tta, rounds=2))
+    refined = run()
+    mean = [r if (d.ellipse is None or r.ellipse is None) else
+            dataclasses.replace(r, ellipse=average_ellipses([d.ellipse, r.ellipse]))
+            for d, r in zip(detected, refined)]
+    rows.append(row("mean of detector and refiner ellipses", mean, mask_threshold=0.5, flip_tta=False, rounds=1))
+    return rows
 
 
 if __name__ == "__main__":

@@ -6,10 +6,13 @@
 
 Both runs use the same model and images (default: the first N HC18 test images).
 ``hcmeasure predict`` is timed end to end (reading, pre-processing, network, ellipse
-fit, CSVs, overlays) after the model is loaded; the time inside the network's forward
-pass is measured by wrapping ``GeneralizedRCNN.inference``, and the rest is reported
+fit, CSVs, overlays) after the model is loaded; the time inside the networks' forward
+passes is measured by wrapping ``GeneralizedRCNN.inference`` (and, for a model with a
+head refiner, the refiner's ``SemanticSegmentor.forward``), and the rest is reported
 as the non-network share. The baseline is what a user would write by hand: read with
-OpenCV, ``DefaultPredictor(image)``, then fit the ellipse on the pasted head mask.
+OpenCV, ``DefaultPredictor(image)``, then fit the ellipse on the pasted head mask; with
+a head refiner, the refiner (built and loaded the plain Detectron2 way) is then run on
+the crop around the best detection and the ellipse fitted on its output.
 Writes ``benchmarks/results/predict_speed_<device>.json``.
 """
 import argparse
@@ -48,7 +51,11 @@ def main(argv=None):
         p.error(f"--repeats {args.repeats}: must be at least 1")
 
     from detectron2.engine import DefaultPredictor
-    from detectron2.modeling import GeneralizedRCNN
+    from detectron2.modeling import GeneralizedRCNN, build_model
+
+    from hcmeasure.measurement.head import HeadMeasurement
+    from hcmeasure.modeling.head_refiner import HeadContourRefiner
+    from hcmeasure.modeling.meta_arch.semantic import SemanticSegmentor
 
     from hcmeasure.cli.main import main as cli
     from hcmeasure.cli.predict import resolve_model
@@ -62,16 +69,20 @@ def main(argv=None):
     images = sorted(q for q in src.iterdir() if q.suffix.lower() == ".png")[: args.n]
     forward_s = [0.0]
     original = GeneralizedRCNN.inference
+    original_semantic = SemanticSegmentor.forward
 
-    def timed(self, *a, **k):
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        t = time.perf_counter()
-        out = original(self, *a, **k)
-        if args.device.startswith("cuda"):
-            torch.cuda.synchronize()
-        forward_s[0] += time.perf_counter() - t
-        return out
+    def timer(fn):
+        def timed(self, *a, **k):
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            t = time.perf_counter()
+            out = fn(self, *a, **k)
+            if args.device.startswith("cuda"):
+                torch.cuda.synchronize()
+            forward_s[0] += time.perf_counter() - t
+            return out
+
+        return timed
 
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -90,10 +101,22 @@ def main(argv=None):
         predictor = DefaultPredictor(cfg)
         HCMeasureCheckpointer(predictor.model).load(str(weights))
         predictor(cv2.imread(str(images[0])))  # warm-up
+        refiner = None
+        if cfg.HCMEASURE.HEAD_REFINER.CONFIG:
+            base = Path(config).resolve().parent
+            rcfg = load_config(base / cfg.HCMEASURE.HEAD_REFINER.CONFIG, device=args.device)
+            rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
+            rmodel = build_model(rcfg).eval()
+            HCMeasureCheckpointer(rmodel).load(str(base / cfg.HCMEASURE.HEAD_REFINER.WEIGHTS))
+            refiner = HeadContourRefiner(rmodel, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
+                                         context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
+            warm_gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
+            refiner.refine([warm_gray], [HeadMeasurement(None, None, None, "ok", box=(100, 100, 300, 300))])
 
         runs = []  # (predict total s, predict forward s, DefaultPredictor loop s) per repeat
         for rep in range(args.repeats):
-            GeneralizedRCNN.inference = timed
+            GeneralizedRCNN.inference = timer(original)
+            SemanticSegmentor.forward = timer(original_semantic)
             try:
                 forward_s[0] = 0.0
                 buf = io.StringIO()
@@ -105,13 +128,20 @@ def main(argv=None):
                 print(buf.getvalue().strip())
             finally:
                 GeneralizedRCNN.inference = original
+                SemanticSegmentor.forward = original_semantic
             ours_forward = forward_s[0]
 
             t = time.perf_counter()
             for q in images:
                 img = cv2.imread(str(q))
                 out = predictor(img)
-                measure_head_from_instances(out["instances"].to("cpu"))
+                head = measure_head_from_instances(out["instances"].to("cpu"))
+                inst = out["instances"]
+                if refiner is not None and len(inst):
+                    best = int(inst.scores.argmax())
+                    box = tuple(float(v) for v in inst.pred_boxes.tensor[best].cpu())
+                    head = HeadMeasurement(head.ellipse, head.score, head.fit_iou, head.status, box=box)
+                    refiner.refine([cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)], [head])
             baseline_s = time.perf_counter() - t
             runs.append((total_s, ours_forward, baseline_s))
             print(f"repeat {rep + 1}: predict {total_s / len(images):.3f} s/image, "

@@ -163,6 +163,31 @@ def add_hcmeasure_config(cfg):
     # Detections below this score are ignored ("no_head_detected" when none is left).
     _C.HCMEASURE.POSTPROCESS.MIN_SCORE = 0.05
 
+    # Head crops (hcmeasure.data.head_crops): the head-contour refiner is a semantic model
+    # trained and run on the region around the head, resampled to SIZE x SIZE cells.
+    _C.HCMEASURE.HEAD_CROP = CN()
+    # True: tools/train_net.py feeds the model head crops of the HC18 dicts (their fitted
+    # annotation ellipse) instead of whole images.
+    _C.HCMEASURE.HEAD_CROP.ENABLED = False
+    # Side of the square crop grid (cells).
+    _C.HCMEASURE.HEAD_CROP.SIZE = 256
+    # The box is grown by this fraction of its width (height) on each side.
+    _C.HCMEASURE.HEAD_CROP.CONTEXT = 0.1
+    # Training: each box edge moves by up to this fraction of the box's width (height).
+    _C.HCMEASURE.HEAD_CROP.TRAIN_JITTER = 0.05
+
+    # Head-contour refiner (hcmeasure.modeling.head_refiner), set in a HeadRCNN config: the
+    # head is measured again by this semantic model on a crop around the detection box.
+    # Paths are relative to the folder of the config file given to predict (--config, or
+    # the default model's config.yaml); absolute paths are used as they are. "" = no refiner.
+    _C.HCMEASURE.HEAD_REFINER = CN()
+    _C.HCMEASURE.HEAD_REFINER.CONFIG = ""
+    _C.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
+    # Average the refiner's probabilities over a horizontal flip of the crop.
+    _C.HCMEASURE.HEAD_REFINER.FLIP_TTA = False
+    # Crop-and-measure rounds: round 2 crops around the box of round 1's ellipse, ...
+    _C.HCMEASURE.HEAD_REFINER.ROUNDS = 1
+
     # HC18 evaluation inside tools/train_net.py.
     _C.HCMEASURE.EVAL = CN()
     # Also run Detectron2's COCO evaluator (bbox/segm AP) next to HC18Evaluator.

@@ -137,25 +137,64 @@ class HeadPredictor:
         if not self.cfg.MODEL.DEVICE.startswith("cuda"):
             self.model.to(memory_format=torch.channels_last)
         self.model.paste_masks = False
+        self.refiner = self._load_refiner(Path(config_file))
         self.resize = build_test_resize(self.cfg)
         self.input_format = self.cfg.INPUT.FORMAT
         self.config_file, self.weights = Path(config_file), Path(weights)
 
+    def _load_refiner(self, config_file: Path):
+        """The :class:`HeadContourRefiner` named by ``HCMEASURE.HEAD_REFINER`` (paths relative
+        to ``config_file``'s folder), or None when the config names none."""
+        r = self.cfg.HCMEASURE.HEAD_REFINER
+        if not r.CONFIG and not r.WEIGHTS:
+            return None
+        if not (r.CONFIG and r.WEIGHTS):
+            raise ModelLoadError(f"{config_file}: HCMEASURE.HEAD_REFINER needs both CONFIG and WEIGHTS "
+                                 f"(got CONFIG={r.CONFIG!r}, WEIGHTS={r.WEIGHTS!r}).")
+        from .modeling.head_refiner import HeadContourRefiner
+
+        base = config_file.resolve().parent
+        ref_config, ref_weights = base / r.CONFIG, base / r.WEIGHTS
+        rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)
+        rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
+        try:
+            model = build_model(rcfg)
+        except Exception as exc:
+            raise ModelLoadError(f"{ref_config}: the head refiner cannot be built ({exc}).") from exc
+        load_weights_strict(model, ref_weights, ref_config)
+        model.eval()
+        fuse_for_inference(model)
+        if not rcfg.MODEL.DEVICE.startswith("cuda"):
+            model.to(memory_format=torch.channels_last)
+        c = rcfg.HCMEASURE.HEAD_CROP
+        self.refiner_config, self.refiner_weights = ref_config, ref_weights
+        return HeadContourRefiner(model, crop_size=c.SIZE, context=c.CONTEXT,
+                                  mask_threshold=self.cfg.HCMEASURE.POSTPROCESS.MASK_THRESHOLD,
+                                  flip_tta=r.FLIP_TTA, rounds=r.ROUNDS)
+
     def preprocess(self, gray: np.ndarray) -> dict:
-        """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size)."""
+        """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size;
+        ``gray`` keeps the original scan for the head refiner)."""
         h, w = gray.shape
         resized = self.resize.get_transform(gray).apply_image(gray)
         image = torch.from_numpy(np.ascontiguousarray(resized)).to(torch.float32)
         image = image.unsqueeze(0).expand(3, -1, -1)  # grey -> 3 equal channels (RGB = BGR)
-        return {"image": image, "height": h, "width": w}
+        return {"image": image, "height": h, "width": w, "gray": gray}
 
     @torch.inference_mode()
     def measure(self, inputs: list[dict]) -> list[HeadMeasurement]:
-        """Run the model on pre-processed inputs; one HeadMeasurement per input."""
+        """Run the model (and the head refiner, when the config has one) on pre-processed
+        inputs; one HeadMeasurement per input."""
         if not inputs:
             return []
         outputs = self.model(inputs)
-        return [o["head"] for o in outputs]
+        heads = [o["head"] for o in outputs]
+        if self.refiner is not None:
+            if any("gray" not in x for x in inputs):
+                raise ValueError("this model refines heads on the original scans: build inputs with "
+                                 "HeadPredictor.preprocess (it keeps them under 'gray')")
+            heads = self.refiner.refine([x["gray"] for x in inputs], heads)
+        return heads
 
     def __call__(self, grays: list[np.ndarray]) -> list[HeadMeasurement]:
         return self.measure([self.preprocess(g) for g in grays])

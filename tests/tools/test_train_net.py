@@ -106,3 +106,37 @@ def test_a_missing_starting_checkpoint_is_named_before_training(tiny_hc18, tmp_p
     assert f"MODEL.WEIGHTS {missing}: no such checkpoint file" in proc.stderr
     assert "Train the model it names first" in proc.stderr
     assert not (tmp_path / "out" / "model_final.pth").exists()
+
+
+@pytest.mark.slow
+def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_hc18, tmp_path):
+    """The refiner config trains on crops around the training ellipses; publish_model ships
+    it beside the detector (float16, named in the detector's config by relative paths), and
+    predict measures through it."""
+    det_out, _, env = trained
+    ref_out = tmp_path / "refiner"
+    cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
+           str(REPO / "configs" / "HC18" / "head_refiner_unet_effnet_lite0_tiny_test.yaml"),
+           "OUTPUT_DIR", str(ref_out)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert "loss_dice" in proc.stdout + proc.stderr
+    assert (ref_out / "model_final.pth").is_file()
+    published = tmp_path / "published"
+    cmd = [sys.executable, str(REPO / "tools" / "publish_model.py"), str(det_out / "model_final.pth"),
+           "--config", str(det_out / "config.yaml"), "--half", "--out-dir", str(published),
+           "--refiner", str(ref_out / "model_final.pth"), "--refiner-config", str(ref_out / "config.yaml")]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert sorted(p.name for p in published.iterdir()) == [
+        "config.yaml", "head_refiner.pth", "head_refiner.yaml", "model_final.pth"]
+    assert 'CONFIG: head_refiner.yaml' in (published / "config.yaml").read_text()
+    res = tmp_path / "pred"
+    cmd = [sys.executable, "-m", "hcmeasure.cli.main", "predict", str(tiny_hc18 / "test_set"),
+           "--model", str(published / "model_final.pth"), "--config", str(published / "config.yaml"),
+           "--pixel-size-csv", str(tiny_hc18 / "test_set_pixel_size.csv"), "--out", str(res)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    rows = list(csv.DictReader(open(res / "measurements.csv")))
+    assert len(rows) == 2
+    assert {r["status"] for r in rows} <= {"ok", "no_head_detected", "ellipse_fit_failed"}

@@ -8,7 +8,8 @@ TensorFlow release). Those weights expect RGB input normalised as
 
 Feature maps are named like Detectron2's ResNet stages: ``res2``..``res5`` are
 the outputs of the last block at strides 4, 8, 16 and 32 (for Lite0: blocks
-2, 4, 10 and 15 with 24, 40, 112 and 320 channels).
+2, 4, 10 and 15 with 24, 40, 112 and 320 channels); ``res1`` is the output of
+the last block at stride 2 (for Lite0: block 0, 16 channels), for U-Net skips.
 """
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_STAGE_OF_STRIDE = {4: "res2", 8: "res3", 16: "res4", 32: "res5"}
+_STAGE_OF_STRIDE = {2: "res1", 4: "res2", 8: "res3", 16: "res4", 32: "res5"}
 
 
 def pretrained_weights_path(name: str) -> str:
@@ -55,7 +56,7 @@ class EfficientNetLite(Backbone):
 
     Args:
         name: "efficientnet-lite0" .. "efficientnet-lite4".
-        out_features: subset of ("res2", "res3", "res4", "res5").
+        out_features: subset of ("res1", "res2", "res3", "res4", "res5").
         norm: "BN" (trainable), "FrozenBN", or "SyncBN".
         freeze_at: freeze the stem (1) and additionally the first ``freeze_at - 1`` stages.
     """

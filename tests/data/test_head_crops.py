@@ -1,0 +1,98 @@
+"""Head crops: the box, the crop and the target share one geometry, so a mask fitted on
+the crop grid lands back on the ellipse it came from."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from hcmeasure.data.head_crops import (
+    HeadCropDatasetMapper,
+    crop_image,
+    ellipse_box,
+    ellipse_cells,
+    head_crop_box,
+)
+from hcmeasure.measurement.ellipse import Ellipse, ellipse_mask
+from hcmeasure.measurement.head import measure_head_from_mask_probs
+
+
+def test_the_crop_box_grows_by_the_context_on_each_side():
+    assert head_crop_box((10, 20, 110, 70), 0.1) == pytest.approx((0, 15, 120, 75))
+
+
+def test_the_ellipse_box_is_tight_in_continuous_coordinates():
+    e = Ellipse(100.0, 80.0, 40.0, 20.0, 0.0)
+    assert ellipse_box(e) == pytest.approx((60.5, 60.5, 140.5, 100.5))
+    rotated = Ellipse(100.0, 80.0, 40.0, 20.0, math.pi / 2)
+    assert ellipse_box(rotated) == pytest.approx((80.5, 40.5, 120.5, 120.5))
+
+
+def test_a_crop_of_the_whole_image_at_its_own_size_is_the_image():
+    img = torch.arange(12 * 16, dtype=torch.float32).reshape(12, 16)
+    crop = crop_image(img, (0, 0, 16, 12), 16)
+    assert crop.shape == (1, 16, 16)
+    # rows are resampled 12 -> 16, columns kept: column means match the image's
+    assert torch.allclose(crop[0].mean(0), img.mean(0), atol=1e-3)
+
+
+def test_cells_outside_the_image_read_black():
+    img = torch.full((20, 20), 200.0)
+    crop = crop_image(img, (-20, 0, 20, 20), 8)[0]
+    assert torch.all(crop[:, :3] == 0) and torch.all(crop[:, 5:] == 200)
+
+
+def test_downscaling_averages_each_cell():
+    img = torch.zeros(8, 8)
+    img[:, ::2] = 100.0  # stripes one pixel wide
+    crop = crop_image(img, (0, 0, 8, 8), 4)[0]
+    assert torch.allclose(crop, torch.full((4, 4), 50.0))
+
+
+@pytest.mark.parametrize("angle", [0.0, 0.6, 2.0])
+def test_the_target_cells_measure_back_to_the_ellipse(angle):
+    e = Ellipse(300.2, 210.7, 150.0, 110.0, angle)
+    box = head_crop_box(ellipse_box(e), 0.1)
+    cells = ellipse_cells(e, box, 128)
+    head = measure_head_from_mask_probs(cells.astype(np.float32), box, (540, 800))
+    assert head.status == "ok"
+    # 128 cells over ~360 px: a cell is ~2.8 px, the contour fit is sub-cell
+    assert head.ellipse.perimeter() == pytest.approx(e.perimeter(), rel=2e-3)
+    assert (head.ellipse.cx, head.ellipse.cy) == pytest.approx((e.cx, e.cy), abs=0.5)
+
+
+def test_the_mapper_crops_a_drawn_head_where_its_target_is(tmp_path):
+    from PIL import Image
+
+    e = Ellipse(400.0, 270.0, 160.0, 120.0, 0.3)
+    img = np.where(ellipse_mask(e, (540, 800)), 180, 20).astype(np.uint8)
+    path = tmp_path / "scan.png"
+    Image.fromarray(img).save(path)
+    mapper = HeadCropDatasetMapper(False, size=96, context=0.1)
+    out = mapper({"file_name": str(path), "ellipse": vars(e), "annotations": []})
+    assert out["image"].shape == (3, 96, 96) and out["sem_seg"].shape == (96, 96)
+    bright = out["image"][0] > 100
+    agree = (bright == out["sem_seg"].bool()).float().mean().item()
+    assert agree > 0.98
+    assert "annotations" not in out
+
+
+def test_training_jitter_moves_the_box_but_keeps_the_head_in_view(tmp_path):
+    from PIL import Image
+
+    e = Ellipse(400.0, 270.0, 160.0, 120.0, 0.3)
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.where(ellipse_mask(e, (540, 800)), 180, 20).astype(np.uint8)).save(path)
+    mapper = HeadCropDatasetMapper(True, size=64, context=0.1, jitter=0.05)
+    np.random.seed(0)
+    boxes = [mapper({"file_name": str(path), "ellipse": vars(e)})["crop_box"] for _ in range(5)]
+    assert len({tuple(round(v, 3) for v in b) for b in boxes}) == 5
+    tight = head_crop_box(ellipse_box(e), 0.1)
+    for b in boxes:
+        assert np.max(np.abs(np.asarray(b) - np.asarray(tight))) <= 0.05 * 1.2 * 2 * 160 + 1e-6
+
+
+def test_a_dict_without_an_ellipse_is_refused_by_name(tmp_path):
+    mapper = HeadCropDatasetMapper(False, size=32, context=0.1)
+    with pytest.raises(KeyError, match="scan.png"):
+        mapper({"file_name": str(tmp_path / "scan.png")})

@@ -103,11 +103,11 @@ def main(argv=None):
         predictor(cv2.imread(str(images[0])))  # warm-up
         refiner = None
         if cfg.HCMEASURE.HEAD_REFINER.CONFIG:
-            base = Path(config).resolve().parent
-            rcfg = load_config(base / cfg.HCMEASURE.HEAD_REFINER.CONFIG, device=args.device)
+            ref_dir = Path(config).resolve().parent
+            rcfg = load_config(ref_dir / cfg.HCMEASURE.HEAD_REFINER.CONFIG, device=args.device)
             rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
             rmodel = build_model(rcfg).eval()
-            HCMeasureCheckpointer(rmodel).load(str(base / cfg.HCMEASURE.HEAD_REFINER.WEIGHTS))
+            HCMeasureCheckpointer(rmodel).load(str(ref_dir / cfg.HCMEASURE.HEAD_REFINER.WEIGHTS))
             refiner = HeadContourRefiner(rmodel, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
                                          context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
             warm_gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)

@@ -156,7 +156,9 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.POSTPROCESS = CN()
     # Pixels with mask probability above this are head.
     _C.HCMEASURE.POSTPROCESS.MASK_THRESHOLD = 0.5
-    # Average the mask probabilities over a horizontal flip (test-time augmentation).
+    # Average the mask probabilities over a horizontal flip (test-time augmentation). With
+    # a head refiner, it is the refiner's crop that is flipped (the detector only gives the
+    # box, and runs once).
     _C.HCMEASURE.POSTPROCESS.FLIP_TTA = False
     # Which Ramanujan approximation gives the perimeter (1 or 2).
     _C.HCMEASURE.POSTPROCESS.PERIMETER_FORMULA = 2
@@ -183,8 +185,6 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.HEAD_REFINER = CN()
     _C.HCMEASURE.HEAD_REFINER.CONFIG = ""
     _C.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
-    # Average the refiner's probabilities over a horizontal flip of the crop.
-    _C.HCMEASURE.HEAD_REFINER.FLIP_TTA = False
     # Crop-and-measure rounds: round 2 crops around the box of round 1's ellipse, ...
     _C.HCMEASURE.HEAD_REFINER.ROUNDS = 1
 

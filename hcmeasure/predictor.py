@@ -138,6 +138,11 @@ class HeadPredictor:
             self.model.to(memory_format=torch.channels_last)
         self.model.paste_masks = False
         self.refiner = self._load_refiner(Path(config_file))
+        if self.refiner is not None:
+            # The refiner measures the head (flip-averaged when FLIP_TTA is on); the detector
+            # only gives the box, so it runs once and fits no ellipse of its own.
+            self.model.flip_tta = False
+            self.model.fit_ellipses = False
         self.resize = build_test_resize(self.cfg)
         self.input_format = self.cfg.INPUT.FORMAT
         self.config_file, self.weights = Path(config_file), Path(weights)
@@ -170,7 +175,7 @@ class HeadPredictor:
         self.refiner_config, self.refiner_weights = ref_config, ref_weights
         return HeadContourRefiner(model, crop_size=c.SIZE, context=c.CONTEXT,
                                   mask_threshold=self.cfg.HCMEASURE.POSTPROCESS.MASK_THRESHOLD,
-                                  flip_tta=r.FLIP_TTA, rounds=r.ROUNDS)
+                                  flip_tta=self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA, rounds=r.ROUNDS)
 
     def preprocess(self, gray: np.ndarray) -> dict:
         """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size;

@@ -34,28 +34,53 @@ def test_default_model_config_needs_no_download(predictor):
     assert predictor.cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED == ""
 
 
+def test_default_model_refines_the_head_on_a_crop(predictor):
+    """The default measurement comes from the head refiner shipped beside the detector."""
+    assert predictor.refiner is not None
+    assert predictor.refiner_config.parent == predictor.config_file.parent
+    assert predictor.refiner_weights.name == "head_refiner.pth"
+    assert predictor.refiner.rounds == 1 and not predictor.refiner.flip_tta
+
+
 def test_predictor_speedups_do_not_change_the_measurement(predictor, hc18_root):
-    """HeadPredictor folds the backbone's BatchNorms into its convolutions and, on a CPU,
-    keeps weights channels-last; the model as Detectron2 builds it measures the same ellipse."""
+    """HeadPredictor folds the BatchNorms of the detector's EfficientNet-Lite and of the
+    refiner's into their convolutions and, on a CPU, keeps weights channels-last; the models
+    as Detectron2 builds them measure the same ellipse."""
     import torch
     from detectron2.modeling import build_model
 
     from hcmeasure.data.hc18 import load_hc18_dicts
     from hcmeasure.io.images import read_scan
-    from hcmeasure.predictor import load_weights_strict
+    from hcmeasure.modeling.head_refiner import HeadContourRefiner
+    from hcmeasure.predictor import load_config, load_weights_strict
 
     assert predictor.fused_batchnorms > 0
-    assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in predictor.model.modules())
+    for model in (predictor.model.backbone.bottom_up, predictor.refiner.model.net.encoder):
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in model.modules())
     assert predictor.model.backbone.bottom_up.conv_stem.weight.is_contiguous(memory_format=torch.channels_last)
     unfused = build_model(predictor.cfg)
     load_weights_strict(unfused, predictor.weights, predictor.config_file)
     unfused.eval()
     unfused.paste_masks = False
+    rcfg = load_config(predictor.refiner_config, device="cpu")
+    rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
+    unfused_refiner = build_model(rcfg)
+    load_weights_strict(unfused_refiner, predictor.refiner_weights, predictor.refiner_config)
+    refiner = HeadContourRefiner(unfused_refiner.eval(), crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
+                                 context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
     d = load_hc18_dicts(hc18_root, "val")[0]
-    x = predictor.preprocess(read_scan(d["file_name"]))
+    gray = read_scan(d["file_name"])
+    x = predictor.preprocess(gray)
     with torch.inference_mode():
-        ours = predictor.measure([x])[0].ellipse
-        theirs = unfused([x])[0]["head"].ellipse
+        ours_detected = predictor.model([x])[0]["head"]
+        theirs_detected = unfused([x])[0]["head"]
+        ours = predictor.measure([x])[0]
+        theirs = refiner.refine([gray], [theirs_detected])[0]
+    # with a refiner, the detector only gives the box (no ellipse fit of its own)
+    assert ours_detected.ellipse is None and ours_detected.status == "not_measured"
+    assert ours_detected.box == pytest.approx(theirs_detected.box, abs=0.02)
     for field in ("cx", "cy", "a", "b"):
-        assert getattr(ours, field) == pytest.approx(getattr(theirs, field), abs=0.02), field
-    assert ours.angle == pytest.approx(theirs.angle, abs=1e-3)
+        assert getattr(ours.ellipse, field) == pytest.approx(getattr(theirs.ellipse, field), abs=0.02), field
+    assert ours.ellipse.angle == pytest.approx(theirs.ellipse.angle, abs=1e-3)
+    # the refiner's ellipse is its own, not the detector's
+    assert abs(ours.ellipse.a - theirs_detected.ellipse.a) > 0.02 or abs(ours.ellipse.b - theirs_detected.ellipse.b) > 0.02

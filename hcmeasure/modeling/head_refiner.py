@@ -73,7 +73,7 @@ class HeadContourRefiner(nn.Module):
             probs = self._head_probs([crop_image(scans[i], box, self.crop_size) for i, box in zip(todo, boxes)])
             for i, box, p in zip(todo, boxes, probs):
                 refined = measure_head_from_mask_probs(p, box, grays[i].shape[:2], score=heads[i].score,
-                                                       mask_threshold=self.mask_threshold)
+                                                       mask_threshold=self.mask_threshold, iou_on_grid=True)
                 out[i] = dataclasses.replace(refined, box=heads[i].box)
             todo = [i for i in todo if out[i].ellipse is not None]
             around = {i: ellipse_box(out[i].ellipse) for i in todo}

@@ -105,3 +105,24 @@ def test_rotated_head_angle_survives_the_instances_path():
     got = measure_head_from_instances(instances([ellipse_mask(head, SHAPE)], [0.9])).ellipse
     diff = (got.angle - head.angle + math.pi / 2) % math.pi - math.pi / 2
     assert abs(diff) < math.radians(0.2)
+
+
+def test_fit_iou_on_the_probability_grid_ignores_cells_outside_the_image():
+    """A refiner's crop may reach past the image border: the grid IoU counts only the cells
+    inside the image, so a good fit of a head cut by the border still scores high."""
+    from hcmeasure.measurement.ellipse import Ellipse
+    from hcmeasure.measurement.head import measure_head_from_mask_probs
+
+    e = Ellipse(60.0, 120.0, 100.0, 80.0, 0.0)  # its left part lies outside the image
+    box = (-60.0, 20.0, 180.0, 220.0)
+    m = 128
+    gx = box[0] + (np.arange(m) + 0.5) * (box[2] - box[0]) / m - 0.5
+    gy = box[1] + (np.arange(m) + 0.5) * (box[3] - box[1]) / m - 0.5
+    xx, yy = np.meshgrid(gx, gy)
+    probs = ((e.normalized_radius(xx, yy) <= 1.0) & (xx > -0.5)).astype(np.float32)
+    grid = measure_head_from_mask_probs(probs, box, (300, 400), iou_on_grid=True)
+    pasted = measure_head_from_mask_probs(probs, box, (300, 400))
+    assert grid.status == "ok"
+    assert grid.ellipse.a == pytest.approx(e.a, rel=0.01)
+    assert grid.fit_iou > 0.97
+    assert grid.fit_iou == pytest.approx(pasted.fit_iou, abs=0.02)

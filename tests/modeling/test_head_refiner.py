@@ -73,7 +73,7 @@ def _detector_config(tmp_path, refiner_lines: str):
 def test_a_refiner_config_without_its_weights_is_refused(tmp_path):
     from hcmeasure.predictor import HeadPredictor, ModelLoadError
 
-    cfg, weights = _detector_config(tmp_path, '    CONFIG: "refiner.yaml"\n')
+    cfg, weights = _detector_config(tmp_path, '    CONFIG: "refiner.yaml"\n    WEIGHTS: ""\n')
     with pytest.raises(ModelLoadError, match="needs both CONFIG and WEIGHTS"):
         HeadPredictor(cfg, weights, device="cpu")
 

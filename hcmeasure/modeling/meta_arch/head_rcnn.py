@@ -13,7 +13,9 @@ Options (``HCMEASURE.POSTPROCESS``): ``MASK_THRESHOLD``, ``MIN_SCORE``,
 ``FLIP_TTA`` (also run the horizontally flipped image in the same batch and
 average the two ellipses). ``paste_masks`` (attribute, default True) can be
 switched off by callers that only need the measurement, which skips pasting
-all masks at full resolution.
+all masks at full resolution. ``fit_ellipses`` (attribute, default True) off leaves
+the head unmeasured (status ``"not_measured"``, with score and box) for a caller that
+measures it another way (the head refiner).
 """
 from __future__ import annotations
 
@@ -59,6 +61,7 @@ class HeadRCNN(GeneralizedRCNN):
         self.min_score = min_score
         self.flip_tta = flip_tta
         self.paste_masks = True
+        self.fit_ellipses = True
 
     @classmethod
     def from_config(cls, cfg):
@@ -79,11 +82,14 @@ class HeadRCNN(GeneralizedRCNN):
         sy, sx = output_hw[0] / input_hw[0], output_hw[1] / input_hw[1]
         box = raw.pred_boxes.tensor[best].detach().cpu().numpy().astype(np.float64)
         box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+        box = tuple(float(v) for v in box)
+        if not self.fit_ellipses:
+            return HeadMeasurement(None, score, None, "not_measured", box=box)
         probs = raw.pred_masks[best, 0].detach().float().cpu().numpy()
         head = measure_head_from_mask_probs(
             probs, box, output_hw, score=score, mask_threshold=self.mask_threshold
         )
-        return dataclasses.replace(head, box=tuple(float(v) for v in box))
+        return dataclasses.replace(head, box=box)
 
     def inference(self, batched_inputs, detected_instances=None, do_postprocess=True):
         if not do_postprocess or detected_instances is not None:

@@ -166,6 +166,14 @@ class HeadPredictor:
             model = build_model(rcfg)
         except Exception as exc:
             raise ModelLoadError(f"{ref_config}: the head refiner cannot be built ({exc}).") from exc
+        from .modeling.meta_arch.semantic import SemanticSegmentor
+
+        if not isinstance(model, SemanticSegmentor) or rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != 2:
+            raise ModelLoadError(
+                f"{ref_config}: a head refiner must be a two-class (background, head) semantic-segmentation "
+                f"model, but this config builds {rcfg.MODEL.META_ARCHITECTURE} with "
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} "
+                "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
         load_weights_strict(model, ref_weights, ref_config)
         model.eval()
         fuse_for_inference(model)

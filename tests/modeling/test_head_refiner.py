@@ -140,3 +140,14 @@ def test_a_second_round_recovers_a_head_the_detection_box_cut_off():
 def test_rounds_must_be_positive():
     with pytest.raises(ValueError, match="ROUNDS"):
         HeadContourRefiner(BrightIsHead(), crop_size=32, context=0.1, rounds=0)
+
+
+def test_a_refiner_config_that_is_not_a_two_class_segmenter_is_refused(tmp_path, repo_root):
+    from hcmeasure.predictor import HeadPredictor, ModelLoadError, default_model_paths
+
+    if default_model_paths() is None:
+        pytest.skip("the default HC model is not installed")
+    detector_config = default_model_paths()[0]
+    cfg, weights = _detector_config(tmp_path, f'    CONFIG: "{detector_config}"\n    WEIGHTS: "x.pth"\n')
+    with pytest.raises(ModelLoadError, match="two-class .* semantic-segmentation model, but this config builds HeadRCNN"):
+        HeadPredictor(cfg, weights, device="cpu")

@@ -45,9 +45,7 @@ def main(argv=None):
 
     from hcmeasure.cli.predict import resolve_model
     from hcmeasure.data.hc18 import load_hc18_dicts, resolve_root
-    from hcmeasure.evaluation.hc18 import hc_differences
     from hcmeasure.io.images import read_scan
-    from hcmeasure.measurement import head_circumference_mm
     from hcmeasure.measurement.head import (
         HeadMeasurement,
         measure_head_from_mask,
@@ -99,30 +97,21 @@ def main(argv=None):
             for tta in (False, True):
                 if where == "pasted_mask" and tta:
                     continue  # the pasted variant without TTA only
-                pred, truth, failed = [], [], 0
+                heads = []
                 for d, raw in zip(dicts, raws):
                     shape = (d["height"], d["width"])
                     head = measure(raw[0], thr, where, shape)
                     if tta:
                         head = HeadRCNN._combine(head, measure(raw[1], thr, where, shape), d["width"])
-                    if head.ellipse is None:
-                        failed += 1
-                        continue
-                    pred.append(head_circumference_mm(head.ellipse, d["pixel_size_mm"]))
-                    truth.append(d["hc_mm"])
-                stats = hc_differences(pred, truth)
-                row = {"fit_on": where, "mask_threshold": thr, "flip_tta": tta, "failed": failed,
-                       **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
-                results.append(row)
-                print(row, flush=True)
+                    heads.append(head)
+                results.append(score_heads(dicts, heads, fit_on=where, mask_threshold=thr, flip_tta=tta))
     refiner_results = []
     if predictor.refiner is not None:
         detected = []
         for d, raw in zip(dicts, raws):
             head = measure(raw[0], 0.5, "roi_contour", (d["height"], d["width"]))
             detected.append(head if raw[0] is None else dataclasses.replace(head, box=tuple(raw[0][0])))
-        refiner_results = score_refiner(predictor.refiner, dicts, detected, read_scan, head_circumference_mm,
-                                        hc_differences)
+        refiner_results = score_refiner(predictor.refiner, dicts, detected)
     dest = REPO / "benchmarks" / "results" / "hc18_postprocess.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps({
@@ -132,8 +121,29 @@ def main(argv=None):
     print(f"wrote {dest}")
 
 
-def score_refiner(refiner, dicts, detected, read_scan, head_circumference_mm, hc_differences):
+def score_heads(dicts, heads, **info) -> dict:
+    """One result row: ``info``, the number of heads without an ellipse, and the HC
+    differences (mm) of the others against the dicts' reference HC; printed as well."""
+    from hcmeasure.evaluation.hc18 import hc_differences
+    from hcmeasure.measurement import head_circumference_mm
+
+    pred, truth, failed = [], [], 0
+    for d, head in zip(dicts, heads):
+        if head.ellipse is None:
+            failed += 1
+            continue
+        pred.append(head_circumference_mm(head.ellipse, d["pixel_size_mm"]))
+        truth.append(d["hc_mm"])
+    stats = hc_differences(pred, truth)
+    row = {**info, "failed": failed,
+           **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
+    print(row, flush=True)
+    return row
+
+
+def score_refiner(refiner, dicts, detected):
     """MAD/MSD of the refiner's variants, from the detector's measurements (with boxes)."""
+    from hcmeasure.io.images import read_scan
     from hcmeasure.modeling.head_refiner import HeadContourRefiner
     from hcmeasure.modeling.meta_arch.head_rcnn import average_ellipses
 
@@ -144,18 +154,7 @@ def score_refiner(refiner, dicts, detected, read_scan, head_circumference_mm, hc
         return [r.refine([g], [h])[0] for g, h in zip(grays, detected)]
 
     def row(name, heads, **info):
-        pred, truth, failed = [], [], 0
-        for d, head in zip(dicts, heads):
-            if head.ellipse is None:
-                failed += 1
-                continue
-            pred.append(head_circumference_mm(head.ellipse, d["pixel_size_mm"]))
-            truth.append(d["hc_mm"])
-        stats = hc_differences(pred, truth)
-        out = {"variant": name, **info, "failed": failed,
-               **{k: round(float(v), 3) for k, v in stats.items() if isinstance(v, (int, float))}}
-        print(out, flush=True)
-        return out
+        return score_heads(dicts, heads, variant=name, **info)
 
     rows = [row("detector alone", detected, mask_threshold=0.5)]
     for tta in (False, True):

@@ -17,6 +17,7 @@ Writes ``benchmarks/results/predict_speed_<device>.json``.
 """
 import argparse
 import contextlib
+import dataclasses
 import io
 import json
 import os
@@ -61,7 +62,7 @@ def main(argv=None):
     from hcmeasure.cli.predict import resolve_model
     from hcmeasure.data.hc18 import TEST_DIR, resolve_root
     from hcmeasure.measurement.head import measure_head_from_instances
-    from hcmeasure.predictor import load_config
+    from hcmeasure.predictor import head_refiner_paths, load_config
     from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
 
     config, weights = resolve_model(args.model, args.config)
@@ -102,12 +103,11 @@ def main(argv=None):
         HCMeasureCheckpointer(predictor.model).load(str(weights))
         predictor(cv2.imread(str(images[0])))  # warm-up
         refiner = None
-        if cfg.HCMEASURE.HEAD_REFINER.CONFIG:
-            ref_dir = Path(config).resolve().parent
-            rcfg = load_config(ref_dir / cfg.HCMEASURE.HEAD_REFINER.CONFIG, device=args.device)
-            rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
+        refiner_paths = head_refiner_paths(cfg, config)
+        if refiner_paths is not None:
+            rcfg = load_config(refiner_paths[0], device=args.device)
             rmodel = build_model(rcfg).eval()
-            HCMeasureCheckpointer(rmodel).load(str(ref_dir / cfg.HCMEASURE.HEAD_REFINER.WEIGHTS))
+            HCMeasureCheckpointer(rmodel).load(str(refiner_paths[1]))
             refiner = HeadContourRefiner(rmodel, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
                                          context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
             warm_gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
@@ -140,7 +140,7 @@ def main(argv=None):
                 if refiner is not None and len(inst):
                     best = int(inst.scores.argmax())
                     box = tuple(float(v) for v in inst.pred_boxes.tensor[best].cpu())
-                    head = HeadMeasurement(head.ellipse, head.score, head.fit_iou, head.status, box=box)
+                    head = dataclasses.replace(head, box=box)
                     refiner.refine([cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)], [head])
             baseline_s = time.perf_counter() - t
             runs.append((total_s, ours_forward, baseline_s))

@@ -28,6 +28,7 @@ __all__ = [
     "default_model_paths",
     "load_config",
     "load_weights_strict",
+    "head_refiner_paths",
     "HeadPredictor",
 ]
 
@@ -46,7 +47,9 @@ def default_model_paths() -> tuple[Path, Path] | None:
 
 
 def load_config(config_file, opts=None, device: str | None = None):
-    """Detectron2 config with hcmeasure's keys, merged from ``config_file`` and ``opts``."""
+    """Detectron2 config with hcmeasure's keys, merged from ``config_file`` and ``opts``, for
+    loading a trained checkpoint: MODEL.WEIGHTS and the ImageNet initialisations of the
+    EfficientNet-Lite backbone and of the segmentation encoders are cleared."""
     config_file = Path(config_file)
     if not config_file.is_file():
         raise ModelLoadError(f"{config_file}: config file not found. Pass --config with a YAML under configs/.")
@@ -59,11 +62,36 @@ def load_config(config_file, opts=None, device: str | None = None):
         raise ModelLoadError(f"{config_file}: not a valid hcmeasure/Detectron2 config ({exc}).") from exc
     cfg.MODEL.WEIGHTS = ""  # weights are loaded strictly below, never implicitly
     cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED = ""  # the checkpoint holds the trained backbone
+    cfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # ... and the trained encoder
     if device:
         cfg.MODEL.DEVICE = device
     elif not torch.cuda.is_available():
         cfg.MODEL.DEVICE = "cpu"
     return cfg
+
+
+def head_refiner_paths(cfg, config_file) -> tuple[Path, Path] | None:
+    """``(config, weights)`` of the head refiner that ``cfg`` (loaded from ``config_file``)
+    names in ``HCMEASURE.HEAD_REFINER``, relative to ``config_file``'s folder; None when it
+    names none. Naming only one of the two is a :class:`ModelLoadError`."""
+    r = cfg.HCMEASURE.HEAD_REFINER
+    if not r.CONFIG and not r.WEIGHTS:
+        return None
+    if not (r.CONFIG and r.WEIGHTS):
+        raise ModelLoadError(f"{config_file}: HCMEASURE.HEAD_REFINER needs both CONFIG and WEIGHTS "
+                             f"(got CONFIG={r.CONFIG!r}, WEIGHTS={r.WEIGHTS!r}).")
+    base = Path(config_file).resolve().parent
+    return base / r.CONFIG, base / r.WEIGHTS
+
+
+def _prepare_for_inference(model: torch.nn.Module, device: str) -> int:
+    """Same outputs, cheaper forward pass: BatchNorm folded into the convolutions and, on a
+    CPU, convolution weights kept channels-last (oneDNN's faster layout; the feature maps
+    follow). Returns the number of BatchNorms folded."""
+    folded = fuse_for_inference(model)
+    if not device.startswith("cuda"):
+        model.to(memory_format=torch.channels_last)
+    return folded
 
 
 def load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> None:
@@ -130,12 +158,7 @@ class HeadPredictor:
             raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
         load_weights_strict(self.model, Path(weights), config_file)
         self.model.eval()
-        # Same outputs, cheaper forward pass: BatchNorm folded into the convolutions and,
-        # on a CPU, convolution weights kept channels-last (oneDNN's faster layout; the
-        # feature maps follow).
-        self.fused_batchnorms = fuse_for_inference(self.model)
-        if not self.cfg.MODEL.DEVICE.startswith("cuda"):
-            self.model.to(memory_format=torch.channels_last)
+        self.fused_batchnorms = _prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
         self.model.paste_masks = False
         self.refiner = self._load_refiner(Path(config_file))
         if self.refiner is not None:
@@ -150,18 +173,13 @@ class HeadPredictor:
     def _load_refiner(self, config_file: Path):
         """The :class:`HeadContourRefiner` named by ``HCMEASURE.HEAD_REFINER`` (paths relative
         to ``config_file``'s folder), or None when the config names none."""
-        r = self.cfg.HCMEASURE.HEAD_REFINER
-        if not r.CONFIG and not r.WEIGHTS:
+        paths = head_refiner_paths(self.cfg, config_file)
+        if paths is None:
             return None
-        if not (r.CONFIG and r.WEIGHTS):
-            raise ModelLoadError(f"{config_file}: HCMEASURE.HEAD_REFINER needs both CONFIG and WEIGHTS "
-                                 f"(got CONFIG={r.CONFIG!r}, WEIGHTS={r.WEIGHTS!r}).")
         from .modeling.head_refiner import HeadContourRefiner
 
-        base = config_file.resolve().parent
-        ref_config, ref_weights = base / r.CONFIG, base / r.WEIGHTS
+        ref_config, ref_weights = paths
         rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)
-        rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
         try:
             model = build_model(rcfg)
         except Exception as exc:
@@ -176,14 +194,13 @@ class HeadPredictor:
                 "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
         load_weights_strict(model, ref_weights, ref_config)
         model.eval()
-        fuse_for_inference(model)
-        if not rcfg.MODEL.DEVICE.startswith("cuda"):
-            model.to(memory_format=torch.channels_last)
+        _prepare_for_inference(model, rcfg.MODEL.DEVICE)
         c = rcfg.HCMEASURE.HEAD_CROP
         self.refiner_config, self.refiner_weights = ref_config, ref_weights
         return HeadContourRefiner(model, crop_size=c.SIZE, context=c.CONTEXT,
                                   mask_threshold=self.cfg.HCMEASURE.POSTPROCESS.MASK_THRESHOLD,
-                                  flip_tta=self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA, rounds=r.ROUNDS)
+                                  flip_tta=self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA,
+                                  rounds=self.cfg.HCMEASURE.HEAD_REFINER.ROUNDS)
 
     def preprocess(self, gray: np.ndarray) -> dict:
         """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size;

@@ -63,7 +63,6 @@ def test_predictor_speedups_do_not_change_the_measurement(predictor, hc18_root):
     unfused.eval()
     unfused.paste_masks = False
     rcfg = load_config(predictor.refiner_config, device="cpu")
-    rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
     unfused_refiner = build_model(rcfg)
     load_weights_strict(unfused_refiner, predictor.refiner_weights, predictor.refiner_config)
     refiner = HeadContourRefiner(unfused_refiner.eval(), crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,

@@ -46,7 +46,6 @@ def main(argv=None):
     if args.refiner is not None:
         rcfg = load_config(args.refiner_config, device="cpu")
         rcfg.MODEL.DEVICE = "cuda"
-        rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
         write_weights(args.refiner, args.out_dir / "head_refiner.pth", args.half)
         atomic_write_bytes(args.out_dir / "head_refiner.yaml", rcfg.dump().encode())
         cfg.HCMEASURE.HEAD_REFINER.CONFIG = "head_refiner.yaml"

@@ -41,7 +41,6 @@ def run(args) -> int:
         cfg = load_config(config, [], "cpu")
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from exc
-    cfg.MODEL.SEG_ENCODER.PRETRAINED = ""
     model = build_model(cfg)
     try:
         load_weights_strict(model, Path(weights), config)

@@ -97,7 +97,6 @@ class SemanticPredictor:
         from ..predictor import ModelLoadError, load_weights_strict, load_config
 
         cfg = load_config(config_file, opts, device)
-        cfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # the checkpoint holds the trained encoder
         if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
             raise ModelLoadError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
         try:

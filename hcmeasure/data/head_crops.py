@@ -25,6 +25,7 @@ import torch
 from detectron2.config import configurable
 
 from ..measurement.ellipse import Ellipse
+from ..measurement.head import grid_to_image
 
 __all__ = ["head_crop_box", "crop_image", "ellipse_box", "ellipse_cells", "HeadCropDatasetMapper"]
 
@@ -64,10 +65,7 @@ def ellipse_box(ellipse: Ellipse) -> tuple[float, float, float, float]:
 
 def ellipse_cells(ellipse: Ellipse, box_xyxy, size: int) -> np.ndarray:
     """``(size, size)`` uint8: 1 where the centre of a crop cell lies inside ``ellipse``."""
-    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
-    centres = (np.arange(size) + 0.5) / size
-    xs = x0 + centres * (x1 - x0) - 0.5  # pixel-centre frame, like the ellipse
-    ys = y0 + centres * (y1 - y0) - 0.5
+    xs, ys = grid_to_image(np.arange(size), np.arange(size), box_xyxy, (size, size))
     gx, gy = np.meshgrid(xs, ys)
     return (ellipse.normalized_radius(gx, gy) <= 1.0).astype(np.uint8)
 
@@ -112,8 +110,6 @@ class HeadCropDatasetMapper:
                            "(an HC18 training or val dict)")
         ellipse = Ellipse(**d["ellipse"])
         grey = read_scan(d["file_name"])
-        if grey.ndim == 3:
-            grey = grey.mean(axis=2)
         box = ellipse_box(ellipse)
         if self.jitter:
             w, h = box[2] - box[0], box[3] - box[1]

@@ -18,6 +18,7 @@ __all__ = [
     "measure_head_from_mask",
     "measure_head_from_instances",
     "measure_head_from_mask_probs",
+    "grid_to_image",
 ]
 
 
@@ -84,6 +85,18 @@ def _longest_closed_contour(prob: np.ndarray, level: float) -> np.ndarray | None
     return best - 1.0  # undo the padding: (row, col) in mask-grid cells
 
 
+def grid_to_image(u, v, box_xyxy, grid_shape) -> tuple[np.ndarray, np.ndarray]:
+    """Image pixel coordinates ``(x, y)`` (hcmeasure's pixel-centre frame) of positions
+    ``u`` (columns) and ``v`` (rows) on a ``grid_shape = (rows, cols)`` grid spread over
+    ``box_xyxy`` (Detectron2's continuous coordinates) the way Detectron2 pastes masks:
+    cell ``u`` is centred at ``x0 + (u + 0.5) * width / cols``."""
+    x0, y0, x1, y1 = (float(t) for t in box_xyxy)
+    rows, cols = grid_shape
+    x = x0 + (np.asarray(u, np.float64) + 0.5) * max(x1 - x0, 1e-6) / cols - 0.5
+    y = y0 + (np.asarray(v, np.float64) + 0.5) * max(y1 - y0, 1e-6) / rows - 0.5
+    return x, y
+
+
 #: Sampling step (pixels) of the fit-quality IoU in :func:`measure_head_from_mask_probs`.
 _IOU_STRIDE = 2
 
@@ -125,8 +138,7 @@ def measure_head_from_mask_probs(
     if contour is None or len(contour) < 5:
         return HeadMeasurement(None, score, None, "ellipse_fit_failed")
     mh, mw = probs.shape
-    xs = x0 + (contour[:, 1] + 0.5) * bw / mw - 0.5
-    ys = y0 + (contour[:, 0] + 0.5) * bh / mh - 0.5
+    xs, ys = grid_to_image(contour[:, 1], contour[:, 0], box_xyxy, probs.shape)
     inside = (
         (xs > border_margin_px - 0.5) & (xs < w - 0.5 - border_margin_px)
         & (ys > border_margin_px - 0.5) & (ys < h - 0.5 - border_margin_px)
@@ -141,8 +153,7 @@ def measure_head_from_mask_probs(
     # at every second pixel centre along x and y (a quarter of the work; the IoU of
     # shapes hundreds of pixels across changes by well under 0.01).
     if iou_on_grid:
-        gx = x0 + (np.arange(mw) + 0.5) * bw / mw - 0.5
-        gy = y0 + (np.arange(mh) + 0.5) * bh / mh - 0.5
+        gx, gy = grid_to_image(np.arange(mw), np.arange(mh), box_xyxy, probs.shape)
         keep_x = (gx > -0.5) & (gx < w - 0.5)
         keep_y = (gy > -0.5) & (gy < h - 0.5)
         gxx, gyy = np.meshgrid(gx[keep_x], gy[keep_y])

@@ -1,6 +1,5 @@
 """The head refiner measures the head again on a crop around the detector's box, and a
 detector config names its refiner by relative paths that must both be there."""
-import dataclasses
 import shutil
 
 import numpy as np
@@ -97,7 +96,6 @@ def test_the_predictor_runs_its_refiner_on_the_original_scan(tmp_path, repo_root
 
     shutil.copy(repo_root / "configs" / "HC18" / "head_refiner_unet_effnet_lite0.yaml", tmp_path / "refiner.yaml")
     rcfg = load_config(tmp_path / "refiner.yaml")
-    rcfg.MODEL.SEG_ENCODER.PRETRAINED = ""
     torch.save({"model": build_model(rcfg).state_dict()}, tmp_path / "refiner.pth")
     cfg, weights = _detector_config(tmp_path, '    CONFIG: "refiner.yaml"\n    WEIGHTS: "refiner.pth"\n')
     predictor = HeadPredictor(cfg, weights, device="cpu")

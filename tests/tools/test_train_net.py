@@ -75,19 +75,25 @@ def test_training_ends_with_hc18_and_coco_evaluation(trained):
     assert any(k.startswith("segm/") or k.startswith("bbox/") for k in final)
 
 
-@pytest.mark.slow
-def test_predict_loads_the_trained_checkpoint(trained, tiny_hc18, tmp_path):
-    out, _, env = trained
-    res = tmp_path / "pred"
+def _predict_test_set(model_dir, tiny_hc18, env, res):
+    """``hcmeasure predict`` on the tiny test set with ``model_dir``'s model_final.pth and
+    config.yaml; returns the rows of measurements.csv (each with an allowed status)."""
     cmd = [sys.executable, "-m", "hcmeasure.cli.main", "predict", str(tiny_hc18 / "test_set"),
-           "--model", str(out / "model_final.pth"), "--config", str(out / "config.yaml"),
+           "--model", str(model_dir / "model_final.pth"), "--config", str(model_dir / "config.yaml"),
            "--pixel-size-csv", str(tiny_hc18 / "test_set_pixel_size.csv"), "--out", str(res)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = list(csv.DictReader(open(res / "measurements.csv")))
     assert len(rows) == 2
-    allowed = {"ok", "no_head_detected", "ellipse_fit_failed"}
-    assert {r["status"] for r in rows} <= allowed
+    assert {r["status"] for r in rows} <= {"ok", "no_head_detected", "ellipse_fit_failed"}
+    return rows
+
+
+@pytest.mark.slow
+def test_predict_loads_the_trained_checkpoint(trained, tiny_hc18, tmp_path):
+    out, _, env = trained
+    res = tmp_path / "pred"
+    _predict_test_set(out, tiny_hc18, env, res)
     sub = open(res / "submission.csv").read().splitlines()
     assert sub[0] == "filename,center_x_mm,center_y_mm,semi_axes_a_mm,semi_axes_b_mm,angle_rad"
     assert len(sub) == 3
@@ -131,12 +137,4 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     assert sorted(p.name for p in published.iterdir()) == [
         "config.yaml", "head_refiner.pth", "head_refiner.yaml", "model_final.pth"]
     assert 'CONFIG: head_refiner.yaml' in (published / "config.yaml").read_text()
-    res = tmp_path / "pred"
-    cmd = [sys.executable, "-m", "hcmeasure.cli.main", "predict", str(tiny_hc18 / "test_set"),
-           "--model", str(published / "model_final.pth"), "--config", str(published / "config.yaml"),
-           "--pixel-size-csv", str(tiny_hc18 / "test_set_pixel_size.csv"), "--out", str(res)]
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    rows = list(csv.DictReader(open(res / "measurements.csv")))
-    assert len(rows) == 2
-    assert {r["status"] for r in rows} <= {"ok", "no_head_detected", "ellipse_fit_failed"}
+    _predict_test_set(published, tiny_hc18, env, tmp_path / "pred")

@@ -177,6 +177,9 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.HEAD_CROP.CONTEXT = 0.1
     # Training: each box edge moves by up to this fraction of the box's width (height).
     _C.HCMEASURE.HEAD_CROP.TRAIN_JITTER = 0.05
+    # Training: the scan and its ellipse turn about the ellipse's centre by a random angle
+    # of up to this many degrees either way (0 = no rotation).
+    _C.HCMEASURE.HEAD_CROP.TRAIN_ROTATION = 0.0
 
     # Head-contour refiner (hcmeasure.modeling.head_refiner), set in a HeadRCNN config: the
     # head is measured again by this semantic model on a crop around the detection box.

@@ -11,6 +11,7 @@ probabilities, so the refiner's output is measured with that function unchanged.
 * :func:`head_crop_box`: a box enlarged by ``context`` of its width/height on each side.
 * :func:`crop_image`: the crop itself (area average per cell, zero outside the image).
 * :func:`ellipse_box`: the tight box of an ellipse (training crops start from it).
+* :func:`rotate_about_centre`: a scan and its ellipse rotated together (augmentation).
 * :class:`HeadCropDatasetMapper`: training samples from HC18 dicts (their ``ellipse``):
   a jittered box, its crop, and the filled ellipse as ``sem_seg`` (1 = head).
 """
@@ -27,7 +28,9 @@ from detectron2.config import configurable
 from ..measurement.ellipse import Ellipse
 from ..measurement.head import grid_to_image
 
-__all__ = ["head_crop_box", "crop_image", "ellipse_box", "ellipse_cells", "HeadCropDatasetMapper"]
+__all__ = [
+    "head_crop_box", "crop_image", "ellipse_box", "ellipse_cells", "rotate_about_centre", "HeadCropDatasetMapper",
+]
 
 
 def head_crop_box(box_xyxy, context: float) -> tuple[float, float, float, float]:
@@ -70,20 +73,38 @@ def ellipse_cells(ellipse: Ellipse, box_xyxy, size: int) -> np.ndarray:
     return (ellipse.normalized_radius(gx, gy) <= 1.0).astype(np.uint8)
 
 
+def rotate_about_centre(grey: np.ndarray, ellipse: Ellipse, degrees: float) -> tuple[np.ndarray, Ellipse]:
+    """Rotate the ``(H, W)`` scan about ``ellipse``'s centre by ``degrees`` (positive turns
+    +x towards -y: counter-clockwise on screen), bilinear, black where the rotated scan
+    leaves the frame; returns the scan and the ellipse in the same rotated frame."""
+    import cv2
+
+    m = cv2.getRotationMatrix2D((ellipse.cx, ellipse.cy), degrees, 1.0)
+    h, w = grey.shape[:2]
+    rotated = cv2.warpAffine(grey, m, (w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    # cv2's matrix maps (x, y) to (x cos t + y sin t, -x sin t + y cos t) about the centre:
+    # an angle measured from +x towards +y decreases by t.
+    return rotated, Ellipse.normalized(ellipse.cx, ellipse.cy, ellipse.a, ellipse.b,
+                                       ellipse.angle - math.radians(degrees))
+
+
 class HeadCropDatasetMapper:
     """HC18 dict -> ``{"image": (3, S, S) float 0-255, "sem_seg": (S, S) long, ...}``.
 
-    Training: the ellipse's tight box, each edge moved by up to ``jitter`` of the box's
-    width/height (a detector's box is not exact), grown by ``context``, cropped; random
-    horizontal/vertical flips and brightness/contrast (``HCMEASURE.AUG``). Testing: the
-    same without jitter and augmentation. The grey image is repeated to 3 channels.
+    Training: the scan (and its ellipse) rotated about the ellipse's centre by a random
+    angle of up to ``rotation`` degrees either way; the ellipse's tight box, each edge moved
+    by up to ``jitter`` of the box's width/height (a detector's box is not exact), grown by
+    ``context``, cropped; random horizontal/vertical flips and brightness/contrast
+    (``HCMEASURE.AUG``). Testing: the same without rotation, jitter and augmentation. The
+    grey image is repeated to 3 channels.
     """
 
     @configurable
-    def __init__(self, is_train: bool, *, size: int, context: float, jitter: float = 0.0,
+    def __init__(self, is_train: bool, *, size: int, context: float, jitter: float = 0.0, rotation: float = 0.0,
                  hflip: bool = False, vflip: bool = False, brightness=(1.0, 1.0), contrast=(1.0, 1.0)):
         self.is_train = is_train
         self.size, self.context, self.jitter = int(size), float(context), float(jitter)
+        self.rotation = float(rotation)
         self.hflip, self.vflip = hflip, vflip
         self.brightness, self.contrast = tuple(brightness), tuple(contrast)
 
@@ -95,6 +116,7 @@ class HeadCropDatasetMapper:
             "size": c.SIZE,
             "context": c.CONTEXT,
             "jitter": c.TRAIN_JITTER if is_train else 0.0,
+            "rotation": c.TRAIN_ROTATION if is_train else 0.0,
             "hflip": bool(aug.HFLIP) and is_train,
             "vflip": bool(aug.VFLIP) and is_train,
             "brightness": aug.BRIGHTNESS if is_train else (1.0, 1.0),
@@ -110,6 +132,8 @@ class HeadCropDatasetMapper:
                            "(an HC18 training or val dict)")
         ellipse = Ellipse(**d["ellipse"])
         grey = read_scan(d["file_name"])
+        if self.rotation:
+            grey, ellipse = rotate_about_centre(grey, ellipse, np.random.uniform(-self.rotation, self.rotation))
         box = ellipse_box(ellipse)
         if self.jitter:
             w, h = box[2] - box[0], box[3] - box[1]

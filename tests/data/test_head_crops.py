@@ -12,6 +12,7 @@ from hcmeasure.data.head_crops import (
     ellipse_box,
     ellipse_cells,
     head_crop_box,
+    rotate_about_centre,
 )
 from hcmeasure.measurement.ellipse import Ellipse, ellipse_mask
 from hcmeasure.measurement.head import measure_head_from_mask_probs
@@ -90,6 +91,50 @@ def test_training_jitter_moves_the_box_but_keeps_the_head_in_view(tmp_path):
     tight = head_crop_box(ellipse_box(e), 0.1)
     for b in boxes:
         assert np.max(np.abs(np.asarray(b) - np.asarray(tight))) <= 0.05 * 1.2 * 2 * 160 + 1e-6
+
+
+@pytest.mark.parametrize("degrees", [25.0, -70.0])
+def test_a_rotated_scan_and_its_rotated_ellipse_still_coincide(degrees):
+    e = Ellipse(400.0, 270.0, 160.0, 120.0, 0.3)
+    scan = np.where(ellipse_mask(e, (540, 800)), 200, 0).astype(np.uint8)
+    rotated, r = rotate_about_centre(scan, e, degrees)
+    assert (r.cx, r.cy, r.a, r.b) == pytest.approx((e.cx, e.cy, e.a, e.b))
+    # Positive degrees turn the head counter-clockwise on screen: its angle (from +x
+    # towards +y, y pointing down) decreases.
+    assert math.cos(2 * (r.angle - (e.angle - math.radians(degrees)))) == pytest.approx(1.0)
+    drawn, expected = rotated > 100, ellipse_mask(r, (540, 800))
+    assert (drawn & expected).sum() / (drawn | expected).sum() > 0.99
+    unrotated = ellipse_mask(e, (540, 800))
+    assert (drawn & unrotated).sum() / (drawn | unrotated).sum() < 0.9
+
+
+def test_training_rotation_turns_the_crop_and_its_target_together(tmp_path):
+    from PIL import Image
+
+    e = Ellipse(400.0, 270.0, 160.0, 100.0, 0.0)
+    path = tmp_path / "scan.png"
+    Image.fromarray(np.where(ellipse_mask(e, (540, 800)), 180, 20).astype(np.uint8)).save(path)
+    mapper = HeadCropDatasetMapper(True, size=96, context=0.1, rotation=45.0)
+    np.random.seed(0)
+    targets = []
+    for _ in range(4):
+        out = mapper({"file_name": str(path), "ellipse": vars(e)})
+        bright = out["image"][0] > 100
+        assert (bright == out["sem_seg"].bool()).float().mean().item() > 0.97
+        targets.append(out["sem_seg"])
+    assert any(not torch.equal(targets[0], t) for t in targets[1:])
+
+
+def test_rotation_comes_from_the_config_for_training_only():
+    from detectron2.config import get_cfg
+
+    from hcmeasure.config import add_hcmeasure_config
+
+    cfg = get_cfg()
+    add_hcmeasure_config(cfg)
+    cfg.HCMEASURE.HEAD_CROP.TRAIN_ROTATION = 20.0
+    assert HeadCropDatasetMapper(cfg, is_train=True).rotation == 20.0
+    assert HeadCropDatasetMapper(cfg, is_train=False).rotation == 0.0
 
 
 def test_a_dict_without_an_ellipse_is_refused_by_name(tmp_path):

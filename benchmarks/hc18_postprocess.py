@@ -15,8 +15,9 @@ detections, and scores the variants that only change what happens after the netw
 For a model with a head refiner (``HCMEASURE.HEAD_REFINER``), the refiner is then run on
 the crop around each image's detection (the detector's mask at 0.5 gives the box, as in
 predict) and its variants are scored too: threshold of the refiner's probabilities, flip
-averaging of the crop, a second crop-and-measure round, and the mean of the detector's
-and the refiner's ellipses (``refiner_variants``).
+averaging of the crop, a second crop-and-measure round, a crop context other than the
+trained one (0.075 and 0.125 of the box per side instead of 0.1), and the mean of the
+detector's and the refiner's ellipses (``refiner_variants``).
 
 Writes ``benchmarks/results/hc18_postprocess.json`` (MAD / MSD in mm per variant).
 """
@@ -150,7 +151,8 @@ def score_refiner(refiner, dicts, detected):
     grays = [read_scan(d["file_name"]) for d in dicts]
 
     def run(**kw):
-        r = HeadContourRefiner(refiner.model, crop_size=refiner.crop_size, context=refiner.context, **kw)
+        kw.setdefault("context", refiner.context)
+        r = HeadContourRefiner(refiner.model, crop_size=refiner.crop_size, **kw)
         return [r.refine([g], [h])[0] for g, h in zip(grays, detected)]
 
     def row(name, heads, **info):
@@ -162,6 +164,10 @@ def score_refiner(refiner, dicts, detected):
             rows.append(row("refiner", run(mask_threshold=thr, flip_tta=tta), mask_threshold=thr, flip_tta=tta,
                             rounds=1))
         rows.append(row("refiner", run(flip_tta=tta, rounds=2), mask_threshold=0.5, flip_tta=tta, rounds=2))
+    # The crop's context (growth of the box per side) the refiner was not trained at.
+    for context in (0.075, 0.125):
+        rows.append(row("refiner", run(context=context), mask_threshold=0.5, flip_tta=False, rounds=1,
+                        context=context))
     refined = run()
     mean = [r if (d.ellipse is None or r.ellipse is None) else
             dataclasses.replace(r, ellipse=average_ellipses([d.ellipse, r.ellipse]))

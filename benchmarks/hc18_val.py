@@ -4,8 +4,11 @@
 and the annotations.
 
     .venv/bin/python benchmarks/hc18_val.py [--model CKPT --config CFG] [--flip-tta | --no-flip-tta] [--tag NAME]
+        [--refiner CKPT --refiner-config CFG]
 
-Writes ``benchmarks/results/hc18_val_<tag>.json`` (metrics, command, timing) and prints
+``--refiner`` swaps in another head refiner checkpoint (a ``tools/train_net.py`` run of a
+head refiner config, float32) for the detector's: predict gets a detector config that
+names it. Writes ``benchmarks/results/hc18_val_<tag>.json`` (metrics, command, timing) and prints
 the evaluate table. Without --model it uses the default model shipped with hcmeasure.
 """
 import argparse
@@ -29,6 +32,8 @@ def main(argv=None):
                    help="force flip averaging on (default: as in the model's config)")
     p.add_argument("--no-flip-tta", dest="flip_tta", action="store_false")
     p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--refiner", type=Path, help="head refiner checkpoint to use instead of the model's")
+    p.add_argument("--refiner-config", type=Path, help="the config the --refiner checkpoint was trained with")
     p.add_argument("--tag", default="default")
     p.add_argument("--limit", type=int, default=0, help="only the first N val images (0 = all)")
     args = p.parse_args(argv)
@@ -53,8 +58,11 @@ def main(argv=None):
             cmd += ["--batch-size", str(args.batch_size)]
         if args.model:
             cmd += ["--model", str(args.model)]
-        if args.config:
-            cmd += ["--config", str(args.config)]
+        config = args.config
+        if args.refiner or args.refiner_config:
+            config = with_refiner(tmp, args.config, args.refiner, args.refiner_config)
+        if config:
+            cmd += ["--config", str(config)]
         if args.flip_tta is not None:
             cmd += ["--flip-tta"] if args.flip_tta else ["--no-flip-tta"]
         t0 = time.perf_counter()
@@ -78,6 +86,23 @@ def main(argv=None):
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(result, indent=2) + "\n")
     print(f"wrote {dest}")
+
+
+def with_refiner(tmp: Path, detector_config: Path | None, refiner: Path | None, refiner_config: Path | None) -> Path:
+    """A detector config (``detector_config``, or the default model's) whose head refiner is
+    ``refiner`` trained with ``refiner_config``; written under ``tmp``."""
+    from hcmeasure.predictor import DEFAULT_MODEL_DIR
+
+    if refiner is None or refiner_config is None:
+        raise SystemExit("--refiner and --refiner-config go together: the checkpoint and the config it was trained with")
+    for path in (refiner, refiner_config):
+        if not path.is_file():
+            raise SystemExit(f"{path}: not found")
+    base = (detector_config or DEFAULT_MODEL_DIR / "config.yaml").resolve()
+    dest = tmp / "detector_with_refiner.yaml"
+    dest.write_text(f'_BASE_: "{base}"\nHCMEASURE:\n  HEAD_REFINER:\n'
+                    f'    CONFIG: "{refiner_config.resolve()}"\n    WEIGHTS: "{refiner.resolve()}"\n')
+    return dest
 
 
 if __name__ == "__main__":

@@ -302,6 +302,19 @@ class InlineExecutor:
         return future
 
 
+def _read_ahead(fn, items, pool):
+    """``fn(item)`` for each of ``items`` in order, each computed in ``pool`` while the
+    caller works on the one before (one item ahead, so memory stays bounded)."""
+    pending = None
+    for item in items:
+        ahead = pool.submit(fn, item)
+        if pending is not None:
+            yield pending.result()
+        pending = ahead
+    if pending is not None:
+        yield pending.result()
+
+
 def _executor(workers: int):
     return ThreadPoolExecutor(max_workers=workers) if workers else InlineExecutor()
 
@@ -328,10 +341,10 @@ def run(args) -> int:
     on_gpu = predictor.cfg.MODEL.DEVICE.startswith("cuda")
     batch_size = args.batch_size or (4 if on_gpu else 1)
     io_workers = args.io_workers if args.io_workers is not None else (2 if on_gpu else 0)
-    # By default on a CPU, reading (which makes the input tensors) stays in this thread:
-    # torch called from a second thread starts a second set of OpenMP threads that fight
-    # the network's for the cores. Overlay drawing and PNG encoding call no torch and
-    # overlap the network well, so one thread does those.
+    # By default on a CPU, one thread decodes the next file while the network runs on the
+    # current one, and draws and encodes the overlays: none of that calls torch. Making the
+    # input tensors (pre-processing) stays in this thread: torch called from a second
+    # thread starts a second set of OpenMP threads that fight the network's for the cores.
     own_overlay_thread = args.io_workers is None and not on_gpu
 
     out = args.out
@@ -341,12 +354,19 @@ def run(args) -> int:
         overlay_dir.mkdir(exist_ok=True)
     shared_stems = shared_overlay_stems(path.name for path in images)
 
-    def load(path: Path):
+    def read(path: Path):
         try:
-            frames = _load_frames(path, args)
+            return path, _load_frames(path, args), None
         except ImageReadError as exc:
             return path, None, exc
+
+    def prepare(path: Path, frames, error):
+        if frames is None:
+            return path, None, error
         return path, frames, [predictor.preprocess(f.gray) for f in frames]
+
+    def load(path: Path):
+        return prepare(*read(path))
 
     rows: dict[str, dict] = {}
     order: list[str] = []
@@ -357,7 +377,10 @@ def run(args) -> int:
     with _executor(io_workers) as io_pool, \
             (_executor(1) if own_overlay_thread else contextlib.nullcontext(io_pool)) as overlay_pool:
         pending_writes = []
-        loaded = io_pool.map(load, images)
+        if own_overlay_thread:
+            loaded = (prepare(*r) for r in _read_ahead(read, images, overlay_pool))
+        else:
+            loaded = io_pool.map(load, images)
         batch: list[tuple[Path, DicomFrame, dict]] = []
 
         def flush():

@@ -43,17 +43,64 @@ def head_crop_box(box_xyxy, context: float) -> tuple[float, float, float, float]
 
 def crop_image(image: torch.Tensor, box_xyxy, size: int) -> torch.Tensor:
     """Resample ``box_xyxy`` of ``image`` ((C, H, W) or (H, W), any float/uint8 dtype) to
-    a ``(C, size, size)`` float32 crop. Each cell is the mean of the image over the cell
-    (``torchvision.ops.roi_align``, adaptive sampling, ``aligned=True``); the part of the
-    box outside the image reads as 0 (black, like the background of an ultrasound frame).
-    """
-    from torchvision.ops import roi_align
+    a ``(C, size, size)`` float32 crop. Each cell is the mean of the image over the cell:
+    the values of ``torchvision.ops.roi_align`` with adaptive sampling and
+    ``aligned=True`` (``ceil(cell side)`` bilinear samples per cell along each axis); the
+    part of the box outside the image reads as 0 (black, like the background of an
+    ultrasound frame).
 
+    Bilinear sampling on a regular grid is separable, so the crop is computed as rows
+    then columns (``_axis_samples``): about 10 times faster on a CPU than ``roi_align``'s
+    per-sample loop for a 256x256 crop of an HC18 scan, and equal to it up to float32
+    rounding (tests/data/test_head_crops.py).
+    """
     if image.dim() == 2:
         image = image[None]
-    boxes = torch.tensor([[0.0, *[float(v) for v in box_xyxy]]], dtype=torch.float32, device=image.device)
-    return roi_align(image[None].float(), boxes, output_size=(size, size), spatial_scale=1.0,
-                     sampling_ratio=0, aligned=True)[0]
+    x0, y0, x1, y1 = (float(v) for v in box_xyxy)
+    rows, row_w = _axis_samples(y0, y1, size, image.shape[1], image.device)
+    cols, col_w = _axis_samples(x0, x1, size, image.shape[2], image.device)
+    # Only the columns the samples read take part (the box is usually narrower than the scan).
+    first = int(cols.min()) if cols.numel() else 0
+    last = int(cols.max()) + 1 if cols.numel() else 1
+    per_row = _resample_rows(image[:, :, first:last].float(), rows, row_w, size)  # (C, size, last - first)
+    per_col = _resample_rows(per_row.transpose(1, 2).contiguous(), cols - first, col_w, size)
+    return per_col.transpose(1, 2).contiguous()
+
+
+def _resample_rows(image: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, size: int) -> torch.Tensor:
+    """``(C, H, W)`` -> ``(C, size, W)``: each output row the mean of its cell's bilinear
+    samples along H (``index``/``weight`` from :func:`_axis_samples`)."""
+    c, _, w = image.shape
+    if index.shape[0] == 0:
+        return image.new_zeros((c, size, w))
+    picked = image.index_select(1, index.flatten()).view(c, index.shape[0], 2, w)
+    samples = torch.addcmul(picked[:, :, 0] * weight[None, :, 0, None], picked[:, :, 1], weight[None, :, 1, None])
+    return samples.view(c, size, -1, w).mean(2)
+
+
+def _axis_samples(start: float, end: float, size: int, length: int, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Bilinear samples of ``roi_align(aligned=True, sampling_ratio=0)`` along one axis of
+    an image ``length`` pixels long: the box ``[start, end)`` (continuous coordinates) cut
+    into ``size`` cells of ``ceil(cell side)`` samples each. Returns the two neighbour
+    indices ``(size * grid, 2)`` and their weights (0 for a sample outside the image),
+    cell by cell, as torchvision computes them (float32 positions)."""
+    start32 = torch.tensor(start, dtype=torch.float32) - 0.5
+    extent = torch.tensor(end, dtype=torch.float32) - 0.5 - start32
+    bin_size = extent / size
+    grid = max(int(math.ceil(float(extent) / size)), 0)
+    cell = torch.arange(size, dtype=torch.float32).repeat_interleave(grid)
+    sub = torch.arange(grid, dtype=torch.float32).repeat(size)
+    pos = start32 + cell * bin_size + (sub + 0.5) * bin_size / max(grid, 1)
+    inside = ((pos >= -1.0) & (pos <= length)).float()
+    pos = pos.clamp(min=0.0)
+    low = pos.floor().long()
+    at_end = low >= length - 1
+    low = torch.where(at_end, torch.full_like(low, length - 1), low)
+    frac = torch.where(at_end, torch.zeros_like(pos), pos - low.float())
+    high = torch.where(at_end, low, low + 1)
+    index = torch.stack([low, high], 1).clamp(0, length - 1)
+    weight = torch.stack([1.0 - frac, frac], 1) * inside[:, None]
+    return index.to(device), weight.to(device)
 
 
 def ellipse_box(ellipse: Ellipse) -> tuple[float, float, float, float]:

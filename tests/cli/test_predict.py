@@ -248,3 +248,24 @@ def test_an_overlay_that_cannot_be_written_is_reported_and_the_measurements_are_
     assert {r["status"] for r in _rows(tmp_path / "out").values()} == {"ok"}
     assert sorted(p.name for p in (tmp_path / "out" / "overlays").iterdir()) == ["a.png", "c.png"]
     assert "overlay not written to" in err and "b.png" in err and "No space left" in err
+
+
+def test_files_are_read_one_ahead_in_order():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from hcmeasure.cli.predict import _read_ahead
+
+    started = []
+
+    def read(item):
+        started.append(item)
+        return item * 10
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        results = _read_ahead(read, range(5), pool)
+        assert next(results) == 0
+        pool.submit(lambda: None).result()  # let the pool finish what it was given
+        # The caller has the first file; only the second is being read ahead of it.
+        assert started == [0, 1]
+        assert list(results) == [10, 20, 30, 40]
+    assert started == [0, 1, 2, 3, 4]

@@ -50,6 +50,28 @@ def test_downscaling_averages_each_cell():
     assert torch.allclose(crop, torch.full((4, 4), 50.0))
 
 
+def test_the_crop_equals_torchvisions_roi_align_for_any_box():
+    from torchvision.ops import roi_align
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        h, w = (int(v) for v in rng.integers(3, 90, 2))
+        img = torch.from_numpy(rng.integers(0, 256, (h, w), dtype=np.uint8))
+        x0, y0 = rng.uniform(-0.5 * w, 0.9 * w), rng.uniform(-0.5 * h, 0.9 * h)
+        box = (x0, y0, x0 + rng.uniform(0.2, 1.3 * w), y0 + rng.uniform(0.2, 1.3 * h))
+        size = int(rng.choice([1, 4, 7, 32]))
+        expected = roi_align(img[None, None].float(), torch.tensor([[0.0, *box]], dtype=torch.float32),
+                             output_size=(size, size), spatial_scale=1.0, sampling_ratio=0, aligned=True)[0]
+        torch.testing.assert_close(crop_image(img, box, size), expected, atol=1e-3, rtol=0)
+
+
+def test_a_crop_keeps_the_channels():
+    img = torch.stack([torch.full((10, 12), 10.0), torch.full((10, 12), 20.0), torch.full((10, 12), 30.0)])
+    crop = crop_image(img, (2, 2, 8, 8), 5)
+    assert crop.shape == (3, 5, 5)
+    assert crop[:, 2, 2].tolist() == [10.0, 20.0, 30.0]
+
+
 @pytest.mark.parametrize("angle", [0.0, 0.6, 2.0])
 def test_the_target_cells_measure_back_to_the_ellipse(angle):
     e = Ellipse(300.2, 210.7, 150.0, 110.0, angle)

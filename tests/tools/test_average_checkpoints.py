@@ -1,20 +1,14 @@
 """tools/average_checkpoints.py: uniform weight averaging of checkpoints of one model."""
-import importlib.util
 from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "average_checkpoints.py"
-
 
 @pytest.fixture(scope="module")
-def tool():
-    spec = importlib.util.spec_from_file_location("average_checkpoints", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def tool(load_tool):
+    return load_tool("average_checkpoints")
 
 
 def _model(seed: int) -> nn.Module:

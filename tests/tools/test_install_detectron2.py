@@ -1,20 +1,14 @@
 """The Detectron2 install route: verified download, repacked wheel, visible distribution."""
 import importlib.metadata as md
-import importlib.util
 import zipfile
 from pathlib import Path
 
 import pytest
 
-TOOL = Path(__file__).resolve().parents[2] / "tools" / "install_detectron2.py"
-
 
 @pytest.fixture(scope="module")
-def installer():
-    spec = importlib.util.spec_from_file_location("install_detectron2", TOOL)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+def installer(load_tool):
+    return load_tool("install_detectron2")
 
 
 def test_installed_distribution_holds_only_the_detectron2_package():

@@ -13,7 +13,6 @@ in the format ``tools/train_net.py`` (``MODEL.WEIGHTS``) and ``tools/publish_mod
 read.
 """
 import argparse
-import io
 import sys
 from pathlib import Path
 
@@ -22,7 +21,7 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from hcmeasure.io.tables import atomic_write_bytes  # noqa: E402
+from hcmeasure.modeling.checkpoint import save_model_weights  # noqa: E402
 
 
 def load_state(path: Path) -> dict:
@@ -67,10 +66,8 @@ def main(argv=None):
         p.error("give at least two checkpoints to average")
     names = [str(c) for c in args.checkpoints]
     averaged = average_states([load_state(c) for c in args.checkpoints], names)
-    buf = io.BytesIO()
-    torch.save({"model": averaged, "__author__": "hcmeasure", "averaged_from": names}, buf)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_bytes(args.out, buf.getvalue())
+    save_model_weights(averaged, args.out, averaged_from=names)
     print(f"wrote {args.out} (average of {len(names)} checkpoints)")
 
 

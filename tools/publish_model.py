@@ -25,6 +25,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from hcmeasure.io.tables import atomic_write_bytes  # noqa: E402
+from hcmeasure.modeling.checkpoint import save_model_weights  # noqa: E402
 from hcmeasure.predictor import DEFAULT_MODEL_DIR, load_config  # noqa: E402
 
 
@@ -59,15 +60,11 @@ def main(argv=None):
 
 def write_weights(checkpoint: Path, dest: Path, half: bool) -> None:
     """Model weights only (no optimizer or scheduler state), float16 when ``half``."""
-    import io
-
     ckpt = torch.load(checkpoint, map_location="cpu", weights_only=False)
     state = ckpt.get("model", ckpt)
     if half:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    buf = io.BytesIO()
-    torch.save({"model": state, "__author__": "hcmeasure", "iteration": ckpt.get("iteration")}, buf)
-    atomic_write_bytes(dest, buf.getvalue())
+    save_model_weights(state, dest, iteration=ckpt.get("iteration"))
     print(f"wrote {dest} ({dest.stat().st_size / 2**20:.1f} MiB)")
 
 

@@ -98,7 +98,7 @@ def _axis_samples(start: float, end: float, size: int, length: int, device) -> t
     low = torch.where(at_end, torch.full_like(low, length - 1), low)
     frac = torch.where(at_end, torch.zeros_like(pos), pos - low.float())
     high = torch.where(at_end, low, low + 1)
-    index = torch.stack([low, high], 1).clamp(0, length - 1)
+    index = torch.stack([low, high], 1)
     weight = torch.stack([1.0 - frac, frac], 1) * inside[:, None]
     return index.to(device), weight.to(device)
 

@@ -21,7 +21,7 @@ import torch
 
 from detectron2.checkpoint import DetectionCheckpointer
 
-__all__ = ["convert_torchvision_resnet", "is_torchvision_resnet", "HCMeasureCheckpointer"]
+__all__ = ["convert_torchvision_resnet", "is_torchvision_resnet", "HCMeasureCheckpointer", "save_model_weights"]
 
 
 def is_torchvision_resnet(state_dict) -> bool:
@@ -98,3 +98,15 @@ class HCMeasureCheckpointer(DetectionCheckpointer):
             "__author__": "torchvision",
             "matching_heuristics": True,
         }
+
+
+def save_model_weights(state: dict, dest: Path, **extra) -> None:
+    """Write ``{"model": state, **extra}`` to ``dest`` atomically: a checkpoint of model
+    weights only (no optimizer or scheduler state), which ``MODEL.WEIGHTS`` loads."""
+    import io
+
+    from ..io.tables import atomic_write_bytes
+
+    buf = io.BytesIO()
+    torch.save({"model": state, "__author__": "hcmeasure", **extra}, buf)
+    atomic_write_bytes(Path(dest), buf.getvalue())

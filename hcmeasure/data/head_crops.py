@@ -50,9 +50,9 @@ def crop_image(image: torch.Tensor, box_xyxy, size: int) -> torch.Tensor:
     ultrasound frame).
 
     Bilinear sampling on a regular grid is separable, so the crop is computed as rows
-    then columns (``_axis_samples``): on the 2-core CPU here about 4 ms against about
-    11 ms for ``roi_align``'s per-sample loop, for a 256x256 crop of an HC18 scan, and
-    equal to it up to float32 rounding (tests/data/test_head_crops.py).
+    then columns (``_axis_samples``), which on a CPU is faster than ``roi_align``'s
+    per-sample loop (benchmarks/predict_speed.py, README) and equal to it up to float32
+    rounding (tests/data/test_head_crops.py).
     """
     if image.dim() == 2:
         image = image[None]

@@ -29,6 +29,7 @@ import numpy as np
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
 from ..io.tables import MEASUREMENT_COLUMNS, PixelSize, TableError, measurement_row, read_pixel_size_csv, write_csv_atomic
 from ..measurement.ellipse import EllipseFitError, fit_ellipse
+from ..measurement.spacing import pixel_size_problem
 from .common import CLIError
 
 ANNOTATION_SUFFIX = "_Annotation"
@@ -111,8 +112,9 @@ def _inputs(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
 
 def _pixel_sizes(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
     if args.pixel_size is not None:
-        if not (args.pixel_size > 0 and np.isfinite(args.pixel_size)):
-            raise CLIError(f"--pixel-size {args.pixel_size}: must be a positive number of mm per pixel.")
+        problem = pixel_size_problem(args.pixel_size)
+        if problem:
+            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
         return None, PixelSize(float(args.pixel_size))
     if args.pixel_size_csv:
         try:

@@ -43,7 +43,7 @@ from ..io.tables import (
 from ..measurement.ellipse import ramanujan_perimeter
 from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
 from ..measurement.head import HeadMeasurement
-from ..measurement.spacing import head_ellipse_in_mm
+from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
 from .common import CLIError
 
 
@@ -129,8 +129,9 @@ def collect_inputs(path: Path) -> tuple[list[Path], list[Path]]:
 
 def pixel_sizes_from_args(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
     if args.pixel_size is not None:
-        if not (args.pixel_size > 0 and np.isfinite(args.pixel_size)):
-            raise CLIError(f"--pixel-size {args.pixel_size}: must be a positive number of millimetres.")
+        problem = pixel_size_problem(args.pixel_size)
+        if problem:
+            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
         return None, PixelSize(float(args.pixel_size))
     if args.pixel_size_csv is not None:
         try:
@@ -243,6 +244,9 @@ def resolve_pixel_size(name: str, file_name: str, head: HeadMeasurement, cals: l
             how = f"{how} (disagrees with {cal.source} {cal.dx_mm:.6g}x{cal.dy_mm:.6g} mm)"
         return v, v, how, None, note
     if cal is not None:
+        problem = pixel_size_problem(cal.dx_mm) or pixel_size_problem(cal.dy_mm)
+        if problem:
+            return None, None, cal.source, f"{cal.source}: {problem}", None
         return cal.dx_mm, cal.dy_mm, cal.source, None, None
     return None, None, "", None, None
 
@@ -390,11 +394,17 @@ def run(args) -> int:
                 problems.append(f"inference failed on {', '.join(b[1].name for b in batch)}: {exc!r}")
                 heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
             for (path, frame, _), head in zip(batch, heads):
-                dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head, frame.calibrations,
-                                                                 single, table)
-                if note:
-                    problems.append(note)
-                row = _row_for(frame.name, head, dx, dy, source, error, args)
+                try:
+                    dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head,
+                                                                     frame.calibrations, single, table)
+                    if note:
+                        problems.append(note)
+                    if error and head.status == "ok":
+                        problems.append(f"{frame.name}: {error}")
+                    row = _row_for(frame.name, head, dx, dy, source, error, args)
+                except Exception as exc:  # one row's problem never ends the run
+                    problems.append(f"{frame.name}: the measurement could not be written ({exc!r})")
+                    row = measurement_row(frame.name, None, None, status="measurement_error")
                 for keyword, column in IDENTIFIER_COLUMNS.items():
                     if args.keep_identifiers:
                         row[column] = frame.identifiers.get(keyword, "")

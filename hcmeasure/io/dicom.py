@@ -223,7 +223,12 @@ def read_dicom(path, frame: int | None = None, keep_identifiers: bool = False) -
     try:
         ds = pydicom.dcmread(path)
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(path, "a symbolic link to a file that does not exist; fix or remove the link") from None
         raise ImageReadError(path, "file not found", "missing_file") from None
+    except PermissionError:
+        raise ImageReadError(path, "cannot be opened: permission denied; give the user running "
+                                   "hcmeasure read access to it") from None
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
         raise ImageReadError(path, f"not a readable DICOM file ({exc})") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:

@@ -7,6 +7,7 @@ Failures raise :class:`ImageReadError` with the file name and what is wrong.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -36,10 +37,25 @@ def list_images(folder) -> tuple[list[Path], list[Path]]:
 
     images, others = [], []
     for p in sorted(Path(folder).iterdir()):
-        if not p.is_file() or p.name.startswith("."):
+        if p.name.startswith(".") or p.is_dir():
             continue
-        (images if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(p) else others).append(p)
+        if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(p):
+            images.append(p)
+        elif p.suffix == "" and not _readable(p):
+            # An entry that cannot be opened at all (a dangling link, no read permission) gets
+            # a row saying so rather than being skipped: it may be the scan the user wanted.
+            images.append(p)
+        else:
+            others.append(p)
     return images, others
+
+
+def _readable(path: Path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def read_scan(path) -> np.ndarray:
@@ -60,7 +76,13 @@ def read_scan(path) -> np.ndarray:
                 return np.asarray(im.convert("L"), dtype=np.uint8).copy()
             return np.asarray(im.convert("L"), dtype=np.uint8).copy()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(path, f"a symbolic link to {os.readlink(path)}, which does not exist; "
+                                       "fix or remove the link") from None
         raise ImageReadError(path, "file not found", "missing_file") from None
+    except PermissionError:
+        raise ImageReadError(path, "cannot be opened: permission denied; give the user running "
+                                   "hcmeasure read access to it") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file PIL can identify (wrong format or corrupt)") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ..measurement.ellipse import Ellipse, ramanujan_perimeter
 from ..measurement.gestational_age import GAEstimate
+from ..measurement.spacing import pixel_size_problem
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
@@ -99,12 +100,15 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _parse_positive(text: str) -> PixelSize:
+    """A pixel size from CSV text; ``nan``, ``inf``, non-positive and implausible values
+    (:func:`~hcmeasure.measurement.spacing.pixel_size_problem`) are kept as errors."""
     try:
         value = float(text)
     except ValueError:
         return PixelSize(None, f"pixel size {text!r} is not a number")
-    if not math.isfinite(value) or value <= 0:
-        return PixelSize(None, f"pixel size {text!r} is not a positive number")
+    problem = pixel_size_problem(value) if math.isfinite(value) and value > 0 else pixel_size_problem(text)
+    if problem:
+        return PixelSize(None, problem)
     return PixelSize(value)
 
 

@@ -269,3 +269,62 @@ def test_files_are_read_one_ahead_in_order():
         assert started == [0, 1]
         assert list(results) == [10, 20, 30, 40]
     assert started == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("value", ["1e9", "nan", "inf", "-inf", "1e-6", "2.5"])
+def test_an_implausible_pixel_size_is_reported_in_its_row_and_the_other_rows_are_kept(
+        tmp_path, tiny_checkpoint, known_head, capsys, value):
+    """A metre, a micron, nan or inf per pixel is a typo: that row gets invalid_pixel_size with the
+    value and the plausible range in the warning; the row beside it is measured, GA included."""
+    model, config = tiny_checkpoint
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "bad.png")
+    _scan(scans / "good.png")
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text(f"filename,pixel size(mm)\nbad.png,{value}\ngood.png,0.15\n")
+    code, _, err = _run(["predict", scans, "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size-csv", sizes, "--no-overlays"], capsys)
+    assert code == 0
+    rows = _rows(tmp_path / "out")
+    assert rows["bad.png"]["status"] == "invalid_pixel_size" and rows["bad.png"]["hc_mm"] == ""
+    assert rows["good.png"]["status"] == "ok" and rows["good.png"]["ga_weeks"] != ""
+    warning = next(line for line in err.splitlines() if "bad.png" in line)
+    assert value.lstrip("-") in warning.lower() or f"{float(value):g}" in warning
+    if value not in ("nan", "inf", "-inf"):
+        assert "0.01-2 mm" in warning
+
+
+def test_an_implausible_pixel_size_flag_stops_the_run_before_measuring(tmp_path, tiny_checkpoint, capsys):
+    model, config = tiny_checkpoint
+    _scan(tmp_path / "a.png")
+    code, _, err = _run(["predict", tmp_path / "a.png", "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "1e9"], capsys)
+    assert code != 0 and "--pixel-size 1000000000.0" in err and "0.01-2 mm" in err
+    assert not (tmp_path / "out" / "measurements.csv").exists()
+
+
+def test_folder_entries_that_cannot_be_read_get_an_unreadable_image_row(
+        tmp_path, tiny_checkpoint, known_head, capsys):
+    """A dangling symbolic link (and, when not root, a file without read permission) is a row
+    with unreadable_image and a message naming it, never a silent skip."""
+    import os
+
+    model, config = tiny_checkpoint
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "good.png")
+    (scans / "gone.png").symlink_to(tmp_path / "deleted.png")
+    (scans / "gone_scan").symlink_to(tmp_path / "deleted")
+    expected = {"good.png": "ok", "gone.png": "unreadable_image", "gone_scan": "unreadable_image"}
+    if os.geteuid() != 0:  # root reads any file, so the permission case needs another user
+        _scan(scans / "locked.png")
+        (scans / "locked.png").chmod(0)
+        expected["locked.png"] = "unreadable_image"
+    code, _, err = _run(["predict", scans, "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "0.1", "--no-overlays"], capsys)
+    assert code == 0
+    assert {n: r["status"] for n, r in _rows(tmp_path / "out").items()} == expected
+    assert "gone.png: a symbolic link to" in err and "does not exist" in err
+    if "locked.png" in expected:
+        assert "locked.png: cannot be opened: permission denied" in err

@@ -58,7 +58,9 @@ def test_pixel_size_csv_accepts_the_training_csv(tmp_path):
 @pytest.mark.parametrize(
     "text,what",
     [("abc", "not a number"), ("", "not a number"), ("0", "not a positive"), ("-0.1", "not a positive"),
-     ("nan", "not a positive"), ("inf", "not a positive")],
+     ("nan", "not a positive"), ("inf", "not a positive"),
+     ("1e9", "outside the plausible range 0.01-2 mm"), ("0.0001", "outside the plausible range 0.01-2 mm"),
+     ("2.5", "pixel size 2.5 mm is outside")],
 )
 def test_bad_pixel_size_is_kept_as_an_error(tmp_path, text, what):
     p = write(tmp_path / "px.csv", f"{TEST_HEADER}\nbad.png,{text}\ngood.png,0.2\n")

@@ -5,6 +5,8 @@
 frame) with a thumbnail of its overlay, HC, GA, detection score, ellipse-fit IoU,
 pixel-size source and status. Rows that need a look come first and are flagged:
 
+* review: status ``review`` (measured, but the trust rules ask for a human look; the
+  reasons come from ``review_reason``), listed before all others;
 * failed: status other than ``ok`` (unreadable, no head, no pixel size, ...);
 * low score: detection score below :data:`LOW_SCORE`;
 * poor fit: IoU between the mask and its ellipse below :data:`POOR_FIT_IOU`;
@@ -29,6 +31,7 @@ import cv2
 import numpy as np
 
 from .io.tables import TableError, atomic_write_bytes, read_measurements_csv
+from .measurement.head import MEASURED_STATUSES
 
 __all__ = ["LOW_SCORE", "POOR_FIT_IOU", "PHYSIOLOGICAL_HC_MM", "doubts", "write_report", "ReportError"]
 
@@ -58,7 +61,10 @@ def doubts(row: dict[str, str]) -> list[str]:
     """Why a measurements row needs a look (empty when it does not)."""
     out = []
     status = row.get("status", "")
-    if status != "ok":
+    if status == "review":
+        reasons = (row.get("review_reason") or "").replace(";", ", ").replace("_", " ")
+        out.append(f"review: {reasons or 'flagged'}")
+    elif status != "ok":
         out.append(f"failed: {status or 'no status'}")
     score = _num(row.get("score"))
     if score is not None and score < LOW_SCORE:
@@ -102,6 +108,7 @@ tr.doubtful{background:#fff1e6} tr.doubtful td.flag{color:#b00;font-weight:bold}
 td.num{text-align:right;font-variant-numeric:tabular-nums}
 img.thumb{display:block;max-width:240px;height:auto}
 .note{color:#555;font-size:.85em}
+.review{color:#fff;background:#b00;border-radius:3px;padding:0 4px;font-size:.8em}
 """
 
 _JS = r"""
@@ -152,6 +159,12 @@ def _row_html(row: dict[str, str], overlays: Path, index: int, shared_stems: fro
     hc = _num(row.get("hc_mm"))
     hc_px = _num(row.get("hc_px"))
     hc_text = f"{hc:.1f}" if hc is not None else (f'<span class="note">{hc_px:.1f} px</span>' if hc_px else "")
+    lo, hi = _num(row.get("hc_low_mm")), _num(row.get("hc_high_mm"))
+    if hc is not None and lo is not None and hi is not None:
+        hc_text += f' <span class="note">({lo:.1f}-{hi:.1f})</span>'
+    if row.get("status") == "review":
+        hc_text += ' <span class="review">review</span>'
+
     ga_text, ga_sort = "", None
     if row.get("ga_weeks"):
         ga_text = f"{e(row['ga_weeks'])}+{e(row.get('ga_days', '0'))}"
@@ -194,14 +207,16 @@ def write_report(run_dir, target=None) -> Path:
     except TableError as exc:
         raise ReportError(str(exc)) from exc
     target = Path(target) if target is not None else run_dir / "report.html"
-    flagged = [r for r in rows if doubts(r)]
-    fine = [r for r in rows if not doubts(r)]
-    ordered = flagged + fine
+    review = [r for r in rows if r.get("status") == "review"]
+    flagged = [r for r in rows if r.get("status") != "review" and doubts(r)]
+    fine = [r for r in rows if r.get("status") != "review" and not doubts(r)]
+    ordered = review + flagged + fine
+    flagged = review + flagged
     formulas = sorted({r.get("ga_formula", "") for r in rows if r.get("ga_formula")})
     hcs = np.array([v for v in (_num(r.get("hc_mm")) for r in rows) if v is not None])
     e = html.escape
-    summary = (f"{len(rows)} image(s); {len(flagged)} flagged for review (listed first); "
-               f"{sum(1 for r in rows if r.get('status') == 'ok')} measured in mm"
+    summary = (f"{len(rows)} image(s); {len(flagged)} flagged (listed first), {len(review)} of them with "
+               f"status review; {sum(1 for r in rows if r.get('status') in MEASURED_STATUSES)} measured in mm"
                + (f", HC {hcs.min():.1f}-{hcs.max():.1f} mm" if hcs.size else "")
                + (f"; GA formula: {e(', '.join(formulas))}" if formulas else ""))
     head = "".join(f'<th data-type="{t}">{e(h)}</th>' for h, t in _COLUMNS)

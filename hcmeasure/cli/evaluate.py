@@ -69,8 +69,9 @@ def format_table(result: dict, pred: str, truth: str, with_annotations: bool) ->
     s = result["summary"]
     lines = [
         f"HC18 evaluation of {pred} against {truth}",
-        f"  images evaluated (status ok)      {s['n']}",
-        f"  failed (status not ok)            {s['n_failed']}",
+        f"  images evaluated (ok or review)   {s['n']}",
+        f"    of which flagged for review     {s.get('n_review', 0)}",
+        f"  failed (not measured)             {s['n_failed']}",
         f"  not in the reference (ignored)    {s['n_not_in_truth']}",
         f"  HC difference pred - truth (mm)",
         f"    MAD     {_pm(s['mean_abs_diff_mm'], s['sd_abs_diff_mm'], 3)}",
@@ -83,6 +84,15 @@ def format_table(result: dict, pred: str, truth: str, with_annotations: bool) ->
             f"    DSC     {_pm(s['dice_mean'], s['dice_sd'], 4)}",
             f"    HD (mm) {_pm(s['hausdorff_mm_mean'], s['hausdorff_mm_sd'], 3)}",
         ]
+    u = result.get("summary_unflagged")
+    if s.get("n_review") and u is not None:
+        lines += [
+            f"  unflagged images only ({u['n']}, status ok)",
+            f"    MAD     {_pm(u['mean_abs_diff_mm'], u['sd_abs_diff_mm'], 3)}",
+            f"    MSD     {_pm(u['mean_diff_mm'], u['sd_diff_mm'], 3)}",
+        ]
+        if with_annotations:
+            lines.append(f"    DSC     {_pm(u['dice_mean'], u['dice_sd'], 4)}")
     if s.get("n_duplicates"):
         lines.append(f"  duplicate rows (only the first used): {', '.join(result['duplicates'][:MAX_LISTED])}")
     failed = result["failed"]

@@ -35,6 +35,7 @@ from ..io.tables import (
     PixelSize,
     TableError,
     atomic_write_bytes,
+    hc_text,
     measurement_row,
     read_pixel_size_csv,
     submission_row,
@@ -42,7 +43,8 @@ from ..io.tables import (
 )
 from ..measurement.ellipse import ramanujan_perimeter
 from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
-from ..measurement.head import HeadMeasurement
+from ..measurement.head import MEASURED_STATUSES, HeadMeasurement
+from ..measurement.trust import assess_head
 from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
 from .common import CLIError
 
@@ -151,7 +153,8 @@ _OVERLAY_PALETTE = (
 
 
 def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes:
-    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red) and the HC.
+    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red) and the HC
+    (``hc_text``, one line per ``\\n``).
 
     Written as an 8-bit palette PNG (252 grey levels + the drawing colours): a third of
     the bytes of an RGB PNG to compress, so overlays cost little next to the network.
@@ -172,8 +175,9 @@ def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes
             (int(round(e.a * scale)), int(round(e.b * scale))),
             float(np.degrees(e.angle)), 0, 360, _RED, 2, cv2.LINE_8, shift,
         )
-    cv2.putText(img, hc_text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
-    cv2.putText(img, hc_text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
+    for i, line in enumerate(hc_text.split("\n")):
+        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
+        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
     pil = Image.fromarray(img, mode="P")
     pil.putpalette(_OVERLAY_PALETTE)
     buf = io.BytesIO()
@@ -252,8 +256,10 @@ def resolve_pixel_size(name: str, file_name: str, head: HeadMeasurement, cals: l
 
 
 def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | None, source: str,
-             size_error: str | None, args) -> dict:
-    """Row for a measured image; without a (valid) pixel size HC stays in pixels."""
+             size_error: str | None, args, gray: np.ndarray | None = None, trust=None) -> dict:
+    """Row for a measured image; without a (valid) pixel size HC stays in pixels. With a
+    ``trust`` calibration (:mod:`hcmeasure.measurement.trust`) a measured HC gets its
+    interval, and the status ``review`` with its reasons when a review rule fires."""
     status = head.status
     if status == "ok":
         if size_error:
@@ -262,18 +268,25 @@ def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | Non
             status = "missing_pixel_size"
     ellipse_mm = None
     ga = None
+    interval, reasons = None, ()
     if head.ellipse is not None and dx is not None:
         if abs(dx - dy) > 1e-12 * max(dx, dy):
             ellipse_mm = head_ellipse_in_mm(head.ellipse, head.contour, dx, dy)
             hc_mm = ramanujan_perimeter(ellipse_mm.a, ellipse_mm.b, args.perimeter_formula)
         else:
             hc_mm = ramanujan_perimeter(head.ellipse.a, head.ellipse.b, args.perimeter_formula) * dx
-        if status == "ok" and args.ga_formula != "none":
+        if status == "ok" and trust is not None:
+            assessment = assess_head(head, gray, hc_mm, trust)
+            interval, reasons = assessment.interval_mm, assessment.reasons
+            if reasons:
+                status = "review"
+        if status in MEASURED_STATUSES and args.ga_formula != "none":
             ga = estimate_ga(hc_mm, args.ga_formula)
     return measurement_row(
         name, head.ellipse, dx, score=head.score, fit_iou=head.fit_iou, status=status,
         perimeter_formula=args.perimeter_formula, pixel_size_y_mm=dy, ellipse_mm=ellipse_mm,
         pixel_size_source=source if dx is not None or size_error else "", ga=ga,
+        hc_interval_mm=interval, review_reasons=reasons,
     )
 
 
@@ -401,7 +414,7 @@ def run(args) -> int:
                         problems.append(note)
                     if error and head.status == "ok":
                         problems.append(f"{frame.name}: {error}")
-                    row = _row_for(frame.name, head, dx, dy, source, error, args)
+                    row = _row_for(frame.name, head, dx, dy, source, error, args, frame.gray, predictor.trust)
                 except Exception as exc:  # one row's problem never ends the run
                     problems.append(f"{frame.name}: the measurement could not be written ({exc!r})")
                     row = measurement_row(frame.name, None, None, status="measurement_error")
@@ -410,10 +423,11 @@ def run(args) -> int:
                         row[column] = frame.identifiers.get(keyword, "")
                 rows[frame.name] = row
                 if not args.no_overlays:
-                    text = f"HC {row['hc_mm']} mm" if row["hc_mm"] else (
-                        f"HC {row['hc_px']} px" if row["hc_px"] else row["status"])
+                    text = hc_text(row)
                     if row.get("ga_weeks"):
                         text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
+                    if row["status"] == "review":
+                        text += f"\nREVIEW: {row['review_reason'].replace(';', ', ')}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
                     pending_writes.append((target, overlay_pool.submit(
                         lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t)))))

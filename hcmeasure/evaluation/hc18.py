@@ -17,10 +17,12 @@ computed on the rasterised ellipses (a pixel is in an ellipse when its centre
 is, :func:`~hcmeasure.measurement.ellipse_mask`), so it compares the two
 ellipses, not the raw network mask.
 
-Failures: an image whose measurement status is not ``"ok"`` (no head detected,
-unreadable image, fit failed, no pixel size, ...) has no HC to compare. It is
-counted in ``n_failed`` and listed, and the averages are taken over the ``"ok"``
-images only; the detection rate (``detected_pct``) says how many that is.
+Failures: an image whose measurement status is neither ``"ok"`` nor ``"review"`` (no
+head detected, unreadable image, fit failed, no pixel size, ...) has no HC to compare. It
+is counted in ``n_failed`` and listed, and the averages are taken over the measured
+images only; the detection rate (``detected_pct``) says how many that is. A ``"review"``
+image (measured, flagged for a human look) counts like an ``"ok"`` one;
+:func:`evaluate_measurements` also summarises the unflagged (``"ok"``) images alone.
 
 Standard deviations are sample standard deviations (``ddof=1``); they are NaN
 when fewer than two values exist, and every metric is NaN when it has no value
@@ -42,6 +44,7 @@ from scipy.spatial import cKDTree
 
 from ..io.images import ImageReadError, read_scan
 from ..io.tables import MEASUREMENT_COLUMNS, measurement_row, write_csv_atomic
+from ..measurement.head import MEASURED_STATUSES
 from ..measurement.ellipse import Ellipse, EllipseFitError, ellipse_mask, fit_ellipse, ramanujan_perimeter
 
 __all__ = [
@@ -229,7 +232,7 @@ def summarize(records: Iterable[Mapping]) -> dict:
     over the ``ok`` records that have an annotation.
     """
     records = list(records)
-    ok = [r for r in records if r.get("status") == "ok"]
+    ok = [r for r in records if r.get("status") in MEASURED_STATUSES]
     paired = [r for r in ok if r.get("truth_hc_mm") is not None]
     out = hc_differences([r["pred_hc_mm"] for r in paired], [r["truth_hc_mm"] for r in paired])
     out["n_failed"] = len(records) - len(ok)
@@ -261,7 +264,9 @@ def evaluate_measurements(
 
     Returns a dict with
 
-    * ``summary``: see :func:`summarize`, plus ``n_not_in_truth`` and ``n_duplicates``;
+    * ``summary``: see :func:`summarize`, plus ``n_not_in_truth``, ``n_duplicates`` and
+      ``n_review`` (measured images flagged for review, counted in the summary);
+    * ``summary_unflagged``: the same over every image but the ``review`` ones;
     * ``per_image``: one record per evaluated ``ok`` row (see :func:`image_metrics`,
       plus ``note`` when the annotation could not be used or the pixel sizes differ);
     * ``failed``: ``{"filename", "status"}`` of rows whose status is not ``ok``,
@@ -287,9 +292,9 @@ def evaluate_measurements(
         pixel_size, truth_hc = truth[name]
         status = (row.get("status") or "").strip()
         pred_hc = _float_or_none(row.get("hc_mm"))
-        if status == "ok" and pred_hc is None:
+        if status in MEASURED_STATUSES and pred_hc is None:
             status = "invalid_row"
-        if status != "ok":
+        if status not in MEASURED_STATUSES:
             failed.append({"filename": name, "status": status or "missing_status"})
             records.append({"filename": name, "status": status})
             continue
@@ -318,13 +323,17 @@ def evaluate_measurements(
             pixel_size_mm=pixel_size,
         )
         rec["note"] = "; ".join(notes)
+        rec["status"] = status
+        rec["review_reason"] = row.get("review_reason") or ""
         per_image.append(rec)
         records.append(rec)
     summary = summarize(records)
     summary["n_not_in_truth"] = len(not_in_truth)
     summary["n_duplicates"] = len(duplicates)
+    summary["n_review"] = sum(1 for r in per_image if r["status"] == "review")
     return {
         "summary": summary,
+        "summary_unflagged": summarize(r for r in records if r.get("status") != "review"),
         "per_image": per_image,
         "failed": failed,
         "not_in_truth": not_in_truth,

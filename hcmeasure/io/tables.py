@@ -15,6 +15,7 @@ from typing import Iterable, Mapping, Sequence
 
 from ..measurement.ellipse import Ellipse, ramanujan_perimeter
 from ..measurement.gestational_age import GAEstimate
+from ..measurement.head import MEASURED_STATUSES
 from ..measurement.spacing import pixel_size_problem
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "read_reference_hc_csv",
     "read_measurements_csv",
     "measurement_row",
+    "hc_text",
     "submission_row",
     "write_csv_atomic",
     "atomic_write_bytes",
@@ -57,6 +59,11 @@ MEASUREMENT_COLUMNS = [
     "ga_formula",
     "ga_status",
     "ga_uncertainty_days",
+    # Appended by the trust assessment (hcmeasure.measurement.trust): the 90 % interval
+    # of the HC and, for status "review", why.
+    "hc_low_mm",
+    "hc_high_mm",
+    "review_reason",
 ]
 
 #: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
@@ -184,6 +191,8 @@ def measurement_row(
     ellipse_mm: Ellipse | None = None,
     pixel_size_source: str = "",
     ga: GAEstimate | None = None,
+    hc_interval_mm: tuple[float, float] | None = None,
+    review_reasons: Sequence[str] = (),
 ) -> dict[str, str]:
     """One row of ``measurements.csv``. Without an ellipse only filename/status are filled;
     without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled.
@@ -192,13 +201,16 @@ def measurement_row(
     ``pixel_size_y_mm`` along y (rows); ``ellipse_mm`` is then the head ellipse in
     millimetre space (see :mod:`hcmeasure.measurement.spacing`) and HC is its perimeter.
     ``pixel_size_y_mm`` is written when given (``hcmeasure predict`` gives it whenever a
-    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age columns."""
+    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age columns,
+    ``hc_interval_mm`` the interval columns (with a pixel size), ``review_reasons`` the
+    ``review_reason`` column (``;``-separated)."""
     row = {c: "" for c in MEASUREMENT_COLUMNS}
     row["filename"] = filename
     row["status"] = status
     row["score"] = _fmt(score)
     row["fit_iou"] = _fmt(fit_iou)
     row["pixel_size_source"] = pixel_size_source
+    row["review_reason"] = ";".join(review_reasons)
     if pixel_size_mm is not None:
         row["pixel_size_mm"] = f"{pixel_size_mm:.10g}"
         if pixel_size_y_mm is not None:
@@ -238,17 +250,36 @@ def measurement_row(
         if ellipse_mm is not None:
             # Non-square pixels: the mm ellipse's own orientation (the pixel one differs).
             row["angle_rad"] = _fmt(mm.angle, 6)
+        if hc_interval_mm is not None:
+            row["hc_low_mm"], row["hc_high_mm"] = (_fmt(v, 3) for v in hc_interval_mm)
     return row
+
+
+def hc_text(row: Mapping[str, str]) -> str:
+    """The HC of a measurements row as people read it: ``HC 176.4 mm (174.1-178.9)`` with
+    the interval when there is one, ``HC 812.3 px`` without a pixel size, else the status."""
+    def one(v):
+        return f"{float(v):.1f}"
+
+    if row.get("hc_mm"):
+        text = f"HC {one(row['hc_mm'])} mm"
+        if row.get("hc_low_mm") and row.get("hc_high_mm"):
+            text += f" ({one(row['hc_low_mm'])}-{one(row['hc_high_mm'])})"
+        return text
+    if row.get("hc_px"):
+        return f"HC {one(row['hc_px'])} px"
+    return row.get("status", "")
 
 
 def submission_row(row: Mapping[str, str]) -> dict[str, str]:
     """HC18 leaderboard row from a measurements row.
 
-    When no head was measured in mm (no detection, unreadable image, no pixel size)
+    A ``review`` row is written like an ``ok`` one. When no head was measured in mm (no
+    detection, unreadable image, no pixel size)
     the geometry columns are written as 0, so that the leaderboard file still has
     one row per test image; the reason stays in measurements.csv.
     """
-    if row.get("status") == "ok" and row.get("hc_mm"):
+    if row.get("status") in MEASURED_STATUSES and row.get("hc_mm"):
         return {c: row[c] for c in SUBMISSION_COLUMNS}
     out = {c: "0" for c in SUBMISSION_COLUMNS}
     out["filename"] = row["filename"]

@@ -153,7 +153,7 @@ def test_the_real_model_path_runs_on_odd_inputs(tmp_path, tiny_checkpoint, capsy
     assert code == 0
     rows = _rows(tmp_path / "out")
     assert set(rows) == {"a.png", "b.png"}
-    assert {r["status"] for r in rows.values()} <= {"ok", "no_head_detected", "ellipse_fit_failed"}
+    assert {r["status"] for r in rows.values()} <= {"ok", "review", "no_head_detected", "ellipse_fit_failed"}
 
 
 @pytest.mark.parametrize("case", ["missing_input", "empty_folder", "only_text", "missing_model",
@@ -328,3 +328,63 @@ def test_folder_entries_that_cannot_be_read_get_an_unreadable_image_row(
     assert "gone.png: a symbolic link to" in err and "does not exist" in err
     if "locked.png" in expected:
         assert "locked.png: cannot be opened: permission denied" in err
+
+
+def _with_trust(tiny_checkpoint, tmp_path, calibration: dict):
+    """A copy of the tiny model's config that names a trust calibration JSON beside it."""
+    import json
+
+    from hcmeasure.predictor import load_config
+
+    model, config = tiny_checkpoint
+    cfg = load_config(config, device="cpu")
+    cfg.HCMEASURE.TRUST.CALIBRATION = "trust.json"
+    (tmp_path / "trust.json").write_text(json.dumps(calibration))
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    return model, tmp_path / "config.yaml"
+
+
+def test_every_measured_hc_gets_its_interval_columns_in_order(tmp_path, tiny_checkpoint, known_head, capsys):
+    model, config = _with_trust(tiny_checkpoint, tmp_path, {"q": 2.0, "intercept": 0.01})
+    _scan(tmp_path / "x.png")
+    code, out, _ = _run(["predict", tmp_path / "x.png", "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "0.2"], capsys)
+    assert code == 0
+    row = _rows(tmp_path / "out")["x.png"]
+    low, hc, high = (float(row[k]) for k in ("hc_low_mm", "hc_mm", "hc_high_mm"))
+    assert low <= hc <= high
+    assert (low, high) == pytest.approx((hc * 0.98, hc * 1.02), abs=2e-3)
+    assert row["status"] == "ok" and row["review_reason"] == ""
+
+
+def test_a_head_cut_by_the_image_border_is_measured_in_full_and_flagged_for_review(
+        tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """status review: every column and the submission row are written, the reason is given,
+    the summary counts it and the report lists it first."""
+    from hcmeasure.predictor import HeadPredictor
+
+    cut = Ellipse(760.0, 270.0, 150.0, 100.0, 0.0)  # the right third of the outline is off the scan
+
+    def measure(self, inputs):
+        return [HeadMeasurement(KNOWN if i % 2 else cut, 0.99, 0.97, "ok") for i, _ in enumerate(inputs)]
+
+    monkeypatch.setattr(HeadPredictor, "measure", measure)
+    model, config = _with_trust(tiny_checkpoint, tmp_path, {"q": 2.0, "intercept": 0.01})
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "a_cut.png")
+    _scan(scans / "b_fine.png")
+    code, out, _ = _run(["predict", scans, "--out", tmp_path / "out", "--model", model, "--config", config,
+                         "--pixel-size", "0.2", "--batch-size", "2", "--report"], capsys)
+    assert code == 0
+    rows = _rows(tmp_path / "out")
+    flagged, fine = rows["a_cut.png"], rows["b_fine.png"]
+    assert flagged["status"] == "review" and flagged["review_reason"] == "ellipse_leaves_image"
+    assert flagged["hc_mm"] and flagged["hc_low_mm"] and flagged["ga_weeks"]
+    assert fine["status"] == "ok"
+    sub = (tmp_path / "out" / "submission.csv").read_text().splitlines()
+    assert sub[1].startswith("a_cut.png,") and sub[1] != "a_cut.png,0,0,0,0,0"
+    assert "1 review" in out and "1 ok" in out
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.index("a_cut.png") < report.index("b_fine.png")
+    assert "review: ellipse leaves image" in report

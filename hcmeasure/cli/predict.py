@@ -89,6 +89,8 @@ def add_arguments(p):
     p.add_argument("--ga", default=None, metavar="W+D",
                    help="known gestational age of the scan(s), weeks+days (e.g. 32+4): HC z-score and "
                         "INTERGROWTH-21st centile (per image: a 'ga' column in --pixel-size-csv)")
+    p.add_argument("--dicom-sr", action="store_true",
+                   help="also write a DICOM Structured Report (TID 1500) per measured DICOM image to OUT/sr/")
 
 
 def resolve_model(model: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -390,6 +392,7 @@ def run(args) -> int:
     order: list[str] = []
     problems: list[str] = []
     burned_in: list[str] = []
+    sr_requests: list = []
     start = time.perf_counter()
     bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
     with _executor(io_workers) as io_pool, \
@@ -416,6 +419,8 @@ def run(args) -> int:
                 info = scan_info.get(frame.name) or scan_info.get(path.name)
                 apply_scan_info(row, resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
                                 info.pregnancy if info else "")
+                if args.dicom_sr:
+                    sr_requests.append((path, frame.name, row))
                 for keyword, column in IDENTIFIER_COLUMNS.items():
                     if args.keep_identifiers:
                         row[column] = frame.identifiers.get(keyword, "")
@@ -479,6 +484,17 @@ def run(args) -> int:
               "no gestational age given for them (see ga_status)", file=sys.stderr)
     for msg in known_ga_messages(ordered):
         print(f"warning: {msg}", file=sys.stderr)
+    if args.dicom_sr:
+        from .. import __version__
+        from ..io.dicom_sr import SR_FOLDER, write_head_srs
+
+        srs, sr_problems = write_head_srs(sr_requests, out / SR_FOLDER, algorithm_version=__version__,
+                                          algorithm_parameters=[f"model={weights.parent.name}/{weights.name}"])
+        for msg in sr_problems:
+            print(f"warning: {msg}", file=sys.stderr)
+        missing = len(sr_requests) - len(srs)
+        print(f"DICOM SR: {len(srs)} written to {out / SR_FOLDER}"
+              + (f", {missing} image(s) without one (see the warnings)" if missing else ""))
     summary = ", ".join(f"{n} {s}" for s, n in counts.most_common())
     print(f"measured {len(ordered)} image(s) in {elapsed:.2f} s ({elapsed / len(ordered):.2f} s/image): "
           f"{summary} -> {out / 'measurements.csv'}")

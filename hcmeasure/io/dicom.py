@@ -3,9 +3,10 @@
 * Pixel data is decoded by pydicom with the decoders installed beside it:
   uncompressed (implicit/explicit VR), deflated and RLE lossless natively; JPEG
   baseline and extended (8-bit) through Pillow; JPEG 2000 (lossless and lossy,
-  incl. the YBR_RCT/YBR_ICT colour transforms) through ``pylibjpeg-openjpeg``. JPEG
-  lossless (process 14) and JPEG-LS need an extra decoder (``pylibjpeg-libjpeg``,
-  GPL-3.0, or ``pyjpegls``), which hcmeasure does not install. :func:`supported_transfer_syntaxes` lists what this
+  incl. the YBR_RCT/YBR_ICT colour transforms) through ``pylibjpeg-openjpeg``; JPEG-LS
+  through ``pyjpegls`` (installed with ``highdicom``). JPEG lossless (process 14) needs
+  an extra decoder (``pylibjpeg-libjpeg``, GPL-3.0), which hcmeasure does not install.
+  :func:`supported_transfer_syntaxes` lists what this
   installation can decode; a file in any other transfer syntax gets the status
   ``unsupported_transfer_syntax`` with the syntax's name.
 * Frames are converted to 8-bit grey: MONOCHROME2 as is, MONOCHROME1 inverted,

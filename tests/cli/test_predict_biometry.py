@@ -1,6 +1,6 @@
 """``hcmeasure predict``: BPD / OFD / cephalic index, known gestational age and HC
-centile, and the diameters on the overlay; each bad input (malformed GA, GA outside
-14-40 weeks) is reported and loses no row.
+centile, the diameters on the overlay, and ``--dicom-sr``; each bad input (malformed
+GA, GA outside 14-40 weeks, ``--dicom-sr`` on a PNG) is reported and loses no row.
 
 As in test_predict_dicom.py, the model is a randomly initialised tiny HeadRCNN and
 ``HeadPredictor.measure`` returns a known head chosen by the image size."""
@@ -158,3 +158,33 @@ def test_ga_argument_overlay_diameters_and_malformed_ga(tmp_path, tiny_checkpoin
     assert (row["status"], row["known_ga_status"], row["hc_centile"]) == ("ok", "ga_out_of_range", "")
     assert "plain.png: gestational age 41+2 from --ga is outside the INTERGROWTH-21st HC standard" in err
 
+
+def test_dicom_sr_for_each_measured_dicom_image_and_none_for_png(tmp_path, tiny_checkpoint, heads_by_size, scans,
+                                                                 capsys):
+    import highdicom as hd
+    import pydicom
+
+    model, config = tiny_checkpoint
+    out = tmp_path / "out"
+    code, stdout, err = _run(["predict", scans, "--out", out, "--model", model, "--config", config,
+                              "--dicom-sr", "--no-overlays"], capsys)
+    assert code == 0, err
+    rows = _rows(out)
+    assert len(rows) == 6  # no row lost to --dicom-sr
+    assert sorted(p.name for p in (out / "sr").iterdir()) == [
+        "cine_frame1_sr.dcm", "cine_frame2_sr.dcm", "cine_frame3_sr.dcm", "square_sr.dcm"]
+    assert "2 input(s) are not DICOM files (empty.png, plain.png): no SR for them" in err
+    assert "DICOM SR: 4 written to" in stdout
+    source = pydicom.dcmread(scans / "square.dcm")
+    sr = hd.sr.srread(out / "sr" / "square_sr.dcm")
+    (group,) = sr.content.get_planar_roi_measurement_groups()
+    hc = group.get_measurements(name=hd.sr.CodedConcept("11984-2", "LN", "Head Circumference"))[0]
+    assert hc.value == float(rows["square.dcm"]["hc_mm"])
+    ref = group.roi.ContentSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+    assert (sr.PatientID, sr.StudyInstanceUID) == (source.PatientID, source.StudyInstanceUID)
+    cine = hd.sr.srread(out / "sr" / "cine_frame3_sr.dcm")
+    (cine_group,) = cine.content.get_planar_roi_measurement_groups()
+    assert int(cine_group.roi.ContentSequence[0].ReferencedSOPSequence[0].ReferencedFrameNumber) == 3
+    # The SR is the one output with identifiers: the CSV still has none.
+    assert "PAT-0042" not in (out / "measurements.csv").read_text()

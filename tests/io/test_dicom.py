@@ -204,3 +204,10 @@ def test_a_known_ga_is_counted_from_the_last_menstrual_date_to_the_scan_date(tmp
     # No LMP, no known GA (the real files carry none).
     assert read_dicom(real_us[0])[0].known_ga is None
 
+
+def test_jpeg_ls_decodes_with_the_pyjpegls_that_highdicom_brings():
+    from pydicom.data import get_testdata_file
+
+    assert "JPEG-LS Lossless Image Compression" in supported_transfer_syntaxes()
+    (frame,) = read_dicom(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))  # shipped with pydicom
+    assert frame.gray.shape == (64, 64) and frame.gray.dtype == np.uint8 and frame.gray.max() > 0

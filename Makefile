@@ -46,10 +46,11 @@ dicom-deps:
 doctor: $(STAMP)
 	$(BIN)/hcmeasure doctor
 
-# Measure the sample HC18 test images with the default model.
+# Measure the sample HC18 test images with the default model; the report's growth chart
+# uses the illustrative gestational ages of samples/hc18/demo_known_ga.csv (see its README).
 demo: $(STAMP)
-	$(BIN)/hcmeasure predict samples/hc18 --pixel-size-csv samples/hc18/pixel_size.csv --out demo_output
-	@echo "results: demo_output/measurements.csv, demo_output/submission.csv, demo_output/overlays/"
+	$(BIN)/hcmeasure predict samples/hc18 --pixel-size-csv samples/hc18/demo_known_ga.csv --out demo_output --report
+	@echo "results: demo_output/measurements.csv, demo_output/submission.csv, demo_output/overlays/, demo_output/report.html"
 
 # Accuracy of the default model on hc18_val (predict + evaluate), and its speed.
 val-benchmark: $(STAMP)

@@ -27,6 +27,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.biometry_outputs import biometry_caption, diameter_segments_px, known_ga_messages
 from ..io.dicom import Calibration, DicomFrame, choose_calibration, is_dicom_file, read_dicom
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
 from ..io.tables import (
@@ -34,18 +35,21 @@ from ..io.tables import (
     SUBMISSION_COLUMNS,
     PixelSize,
     TableError,
+    apply_scan_info,
     atomic_write_bytes,
     hc_text,
     measurement_row,
     read_pixel_size_csv,
+    read_scan_info_csv,
     submission_row,
     write_csv_atomic,
 )
 from ..measurement.ellipse import ramanujan_perimeter
 from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
+from ..measurement.growth import known_ga, resolve_known_ga
 from ..measurement.head import MEASURED_STATUSES, HeadMeasurement
-from ..measurement.trust import assess_head
 from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
+from ..measurement.trust import assess_head
 from .common import CLIError
 
 
@@ -84,6 +88,11 @@ def add_arguments(p):
                    help="also write the DICOM patient/study identifiers to measurements.csv "
                         "(never written otherwise)")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html (see 'hcmeasure report')")
+    p.add_argument("--ga", default=None, metavar="W+D",
+                   help="known gestational age of the scan(s), weeks+days (e.g. 32+4): HC z-score and "
+                        "INTERGROWTH-21st centile (per image: a 'ga' column in --pixel-size-csv)")
+    p.add_argument("--dicom-sr", action="store_true",
+                   help="also write a DICOM Structured Report (TID 1500) per measured DICOM image to OUT/sr/")
 
 
 def resolve_model(model: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -152,9 +161,10 @@ _OVERLAY_PALETTE = (
 )
 
 
-def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes:
-    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red) and the HC
-    (``hc_text``, one line per ``\\n``).
+def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str, diameters=()) -> bytes:
+    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red), the
+    ``diameters`` (OFD and BPD segments in pixels, yellow) and the HC (one line of
+    ``hc_text`` per text line).
 
     Written as an 8-bit palette PNG (252 grey levels + the drawing colours): a third of
     the bytes of an RGB PNG to compress, so overlays cost little next to the network.
@@ -175,6 +185,9 @@ def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes
             (int(round(e.a * scale)), int(round(e.b * scale))),
             float(np.degrees(e.angle)), 0, 360, _RED, 2, cv2.LINE_8, shift,
         )
+    for seg in diameters:
+        p0, p1 = (tuple(int(v) for v in np.round(np.asarray(q) * scale)) for q in seg)
+        cv2.line(img, p0, p1, _YELLOW, 1, cv2.LINE_8, shift)
     for i, line in enumerate(hc_text.split("\n")):
         cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
         cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
@@ -276,7 +289,7 @@ def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | Non
         else:
             hc_mm = ramanujan_perimeter(head.ellipse.a, head.ellipse.b, args.perimeter_formula) * dx
         if status == "ok" and trust is not None:
-            assessment = assess_head(head, gray, hc_mm, trust)
+            assessment = assess_head(head, gray, hc_mm, trust, ellipse_mm)
             interval, reasons = assessment.interval_mm, assessment.reasons
             if reasons:
                 status = "review"
@@ -348,6 +361,11 @@ def run(args) -> int:
         raise CLIError(f"--frame {args.frame}: frames are numbered from 1.")
     images, others = collect_inputs(args.input)
     table, single = pixel_sizes_from_args(args)
+    ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
+    if ga_arg is not None and ga_arg.status == "invalid_ga":
+        raise CLIError(f"--ga: {ga_arg.message}.")
+    scan_info = read_scan_info_csv(args.pixel_size_csv) if args.pixel_size_csv is not None else {}
+    ga_texts = {name: info.ga for name, info in scan_info.items()}
     config, weights = resolve_model(args.model, args.config)
     torch_threads_from_env()
     try:
@@ -389,6 +407,7 @@ def run(args) -> int:
     order: list[str] = []
     problems: list[str] = []
     burned_in: list[str] = []
+    sr_requests: list = []
     start = time.perf_counter()
     bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
     with _executor(io_workers) as io_pool, \
@@ -415,9 +434,14 @@ def run(args) -> int:
                     if error and head.status == "ok":
                         problems.append(f"{frame.name}: {error}")
                     row = _row_for(frame.name, head, dx, dy, source, error, args, frame.gray, predictor.trust)
+                    info = scan_info.get(frame.name) or scan_info.get(path.name)
+                    apply_scan_info(row, resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
+                                    info.pregnancy if info else "")
                 except Exception as exc:  # one row's problem never ends the run
                     problems.append(f"{frame.name}: the measurement could not be written ({exc!r})")
                     row = measurement_row(frame.name, None, None, status="measurement_error")
+                if args.dicom_sr:
+                    sr_requests.append((path, frame.name, row))
                 for keyword, column in IDENTIFIER_COLUMNS.items():
                     if args.keep_identifiers:
                         row[column] = frame.identifiers.get(keyword, "")
@@ -426,11 +450,14 @@ def run(args) -> int:
                     text = hc_text(row)
                     if row.get("ga_weeks"):
                         text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
+                    if biometry_caption(row):
+                        text += "\n" + biometry_caption(row)
                     if row["status"] == "review":
                         text += f"\nREVIEW: {row['review_reason'].replace(';', ', ')}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
                     pending_writes.append((target, overlay_pool.submit(
-                        lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t)))))
+                        lambda g=frame.gray, h=head, t=text, p=target, d=diameter_segments_px(row):
+                        atomic_write_bytes(p, draw_overlay(g, h, t, d)))))
             batch.clear()
 
         for path, frames, payload in loaded:
@@ -477,6 +504,19 @@ def run(args) -> int:
     if ga_out:
         print(f"warning: {ga_out} HC value(s) outside the {FORMULAS[args.ga_formula].label} range: "
               "no gestational age given for them (see ga_status)", file=sys.stderr)
+    for msg in known_ga_messages(ordered):
+        print(f"warning: {msg}", file=sys.stderr)
+    if args.dicom_sr:
+        from .. import __version__
+        from ..io.dicom_sr import SR_FOLDER, write_head_srs
+
+        srs, sr_problems = write_head_srs(sr_requests, out / SR_FOLDER, algorithm_version=__version__,
+                                          algorithm_parameters=[f"model={weights.parent.name}/{weights.name}"])
+        for msg in sr_problems:
+            print(f"warning: {msg}", file=sys.stderr)
+        missing = len(sr_requests) - len(srs)
+        print(f"DICOM SR: {len(srs)} written to {out / SR_FOLDER}"
+              + (f", {missing} image(s) without one (see the warnings)" if missing else ""))
     summary = ", ".join(f"{n} {s}" for s, n in counts.most_common())
     print(f"measured {len(ordered)} image(s) in {elapsed:.2f} s ({elapsed / len(ordered):.2f} s/image): "
           f"{summary} -> {out / 'measurements.csv'}")

@@ -10,6 +10,12 @@ over the images:
   reference ellipse;
 * the Hausdorff distance (HD) in mm between the two ellipse outlines.
 
+Beyond the challenge, where a reference ellipse exists the head's diameters are
+compared too: BPD (minor axis) and OFD (major axis) of the measured and the reference
+ellipse, both outer-to-outer at the ellipse (:mod:`hcmeasure.measurement.biometry`),
+in pixels times the reference pixel size (HC18's pixels are square): ``pred - truth``
+per image and their MAD / MSD in the summary.
+
 Here the reference ellipse of an image is the ellipse fitted to the middle of
 its annotation ring (``fit_ellipse(annotation, kind="outline")``), whose
 perimeter matches HC18's reference HC to about 0.01 mm on average. Dice is
@@ -209,6 +215,12 @@ def image_metrics(
         "abs_diff_mm": None,
         "dice": None,
         "hausdorff_mm": None,
+        "pred_bpd_mm": None,
+        "truth_bpd_mm": None,
+        "bpd_diff_mm": None,
+        "pred_ofd_mm": None,
+        "truth_ofd_mm": None,
+        "ofd_diff_mm": None,
     }
     if truth_hc_mm is not None:
         rec["diff_mm"] = float(pred_hc_mm) - float(truth_hc_mm)
@@ -218,6 +230,11 @@ def image_metrics(
             rec["dice"] = dice(ellipse_mask(pred_ellipse, shape), ellipse_mask(truth_ellipse, shape))
         if pixel_size_mm is not None:
             rec["hausdorff_mm"] = hausdorff_mm(pred_ellipse, truth_ellipse, pixel_size_mm)
+            ps = float(pixel_size_mm)
+            for key, pred_d, truth_d in (("bpd", pred_ellipse.b, truth_ellipse.b),
+                                         ("ofd", pred_ellipse.a, truth_ellipse.a)):
+                rec[f"pred_{key}_mm"], rec[f"truth_{key}_mm"] = 2 * pred_d * ps, 2 * truth_d * ps
+                rec[f"{key}_diff_mm"] = rec[f"pred_{key}_mm"] - rec[f"truth_{key}_mm"]
     return rec
 
 
@@ -229,7 +246,9 @@ def summarize(records: Iterable[Mapping]) -> dict:
     reference HC, plus ``n_failed``, ``n_images``, ``detected_pct`` (share of
     records with status ok, in %), and ``dice_mean``, ``dice_sd``,
     ``hausdorff_mm_mean``, ``hausdorff_mm_sd``, ``hausdorff_mm_max``, ``n_annotated``
-    over the ``ok`` records that have an annotation.
+    over the ``ok`` records that have an annotation, and for the diameters
+    ``bpd_mean_abs_diff_mm``, ``bpd_sd_abs_diff_mm``, ``bpd_mean_diff_mm``,
+    ``bpd_sd_diff_mm`` (and the same for ``ofd``) over the records that have them.
     """
     records = list(records)
     ok = [r for r in records if r.get("status") in MEASURED_STATUSES]
@@ -246,6 +265,11 @@ def summarize(records: Iterable[Mapping]) -> dict:
     out["hausdorff_mm_mean"] = _mean(hds)
     out["hausdorff_mm_sd"] = _sd(hds)
     out["hausdorff_mm_max"] = float(hds.max()) if len(hds) else _NAN
+    for key in ("bpd", "ofd"):
+        pairs = [(r[f"pred_{key}_mm"], r[f"truth_{key}_mm"]) for r in ok if r.get(f"{key}_diff_mm") is not None]
+        d = hc_differences([p for p, _ in pairs], [t for _, t in pairs])
+        for stat in ("mean_abs_diff_mm", "sd_abs_diff_mm", "mean_diff_mm", "sd_diff_mm"):
+            out[f"{key}_{stat}"] = d[stat]
     return out
 
 
@@ -355,7 +379,8 @@ class HC18Evaluator(DatasetEvaluator):
     ``DatasetCatalog.get(dataset_name)`` by ``image_id``.
 
     :meth:`evaluate` returns ``{"hc18": {"MAD_mm", "MAD_sd_mm", "MSD_mm", "MSD_sd_mm",
-    "DSC", "HD_mm", "detected_pct", "n_images"}}``; MAD, MSD, DSC and HD are averaged
+    "DSC", "HD_mm", "BPD_MAD_mm", "OFD_MAD_mm", "detected_pct", "n_images"}}``; MAD, MSD,
+    DSC, HD and the BPD / OFD mean absolute differences are averaged
     over the images where a head was measured (see the module docstring), and are NaN
     where the dataset has no reference (e.g. the HC18 test set). With ``output_dir``
     it writes ``<dataset_name>_measurements.csv`` there (the columns of
@@ -507,6 +532,8 @@ class HC18Evaluator(DatasetEvaluator):
                     "MSD_sd_mm": s["sd_diff_mm"],
                     "DSC": s["dice_mean"],
                     "HD_mm": s["hausdorff_mm_mean"],
+                    "BPD_MAD_mm": s["bpd_mean_abs_diff_mm"],
+                    "OFD_MAD_mm": s["ofd_mean_abs_diff_mm"],
                     "detected_pct": s["detected_pct"],
                     "n_images": s["n_images"],
                 }

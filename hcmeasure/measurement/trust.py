@@ -129,10 +129,12 @@ def weak_echo_fraction(gray: np.ndarray, ellipse: Ellipse) -> float:
     return float((peaks < ECHO_WEAK_SHARE * typical).mean())
 
 
-def trust_features(head, gray: np.ndarray | None, hc_mm: float | None = None) -> dict[str, float]:
+def trust_features(head, gray: np.ndarray | None, hc_mm: float | None = None,
+                   ellipse_mm: Ellipse | None = None) -> dict[str, float]:
     """The features of :data:`FEATURE_NAMES` for a measured head (``HeadMeasurement`` with
     an ellipse) on its scan ``gray`` (H, W) whose HC is ``hc_mm``; a feature that cannot be
-    computed (no scan, no HC in mm) is NaN."""
+    computed (no scan, no HC in mm) is NaN. With non-square pixels, ``ellipse_mm`` (the
+    head in millimetres) gives the shape (``axis_ratio``); the pixel ellipse gives the rest."""
     e: Ellipse = head.ellipse
     ev = head.evidence or {}
     nan = float("nan")
@@ -148,7 +150,7 @@ def trust_features(head, gray: np.ndarray | None, hc_mm: float | None = None) ->
         "uncertain_fraction": float(ev.get("uncertain_fraction", nan)),
         "outside_fraction": nan,
         "weak_echo_fraction": nan,
-        "axis_ratio": e.b / e.a,
+        "axis_ratio": (ellipse_mm or e).b / (ellipse_mm or e).a,
         "fit_iou": nan if head.fit_iou is None else float(head.fit_iou),
         "score": nan if head.score is None else float(head.score),
         "small_head": 100.0 / hc_mm if hc_mm else nan,
@@ -377,9 +379,10 @@ class TrustAssessment:
     reasons: tuple[str, ...]
 
 
-def assess_head(head, gray: np.ndarray | None, hc_mm: float, calibration: TrustCalibration) -> TrustAssessment:
+def assess_head(head, gray: np.ndarray | None, hc_mm: float, calibration: TrustCalibration,
+                ellipse_mm: Ellipse | None = None) -> TrustAssessment:
     """Features, interval and review reasons of a measured head (``HeadMeasurement`` with an
-    ellipse) whose HC is ``hc_mm``."""
-    features = trust_features(head, gray, hc_mm)
+    ellipse) whose HC is ``hc_mm`` (``ellipse_mm``: the head in mm, for non-square pixels)."""
+    features = trust_features(head, gray, hc_mm, ellipse_mm)
     return TrustAssessment(features, calibration.interval(hc_mm, features),
                            tuple(calibration.review_reasons(features)))

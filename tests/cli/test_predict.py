@@ -229,10 +229,10 @@ def test_an_overlay_that_cannot_be_written_is_reported_and_the_measurements_are_
 
     draw = predict_cli.draw_overlay
 
-    def draw_or_fail(gray, head, text):
+    def draw_or_fail(gray, head, text, *diameters):
         if gray[0, 0] == 7:  # the one scan marked below
             raise OSError("No space left on device")
-        return draw(gray, head, text)
+        return draw(gray, head, text, *diameters)
 
     monkeypatch.setattr(predict_cli, "draw_overlay", draw_or_fail)
     model, config = tiny_checkpoint

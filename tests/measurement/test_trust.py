@@ -140,3 +140,13 @@ def test_a_calibration_round_trips_through_json_and_bad_files_are_named(tmp_path
         load_trust_calibration(path)
     with pytest.raises(ValueError, match="not found"):
         load_trust_calibration(tmp_path / "missing.json")
+
+
+def test_with_non_square_pixels_the_shape_is_judged_in_millimetres():
+    """A round head on 0.2 x 0.1 mm pixels is twice as tall as wide in pixels: not implausible."""
+    px = Ellipse.normalized(150.0, 250.0, 100.0, 200.0, 0.0)
+    mm = Ellipse(30.0, 25.0, 20.0, 20.0, 0.0)
+    head = HeadMeasurement(px, 0.99, 0.98, "ok")
+    assert trust_features(head, None, 125.7)["axis_ratio"] == pytest.approx(0.5)
+    assert trust_features(head, None, 125.7, ellipse_mm=mm)["axis_ratio"] == pytest.approx(1.0)
+    assert assess_head(head, None, 125.7, TrustCalibration(), ellipse_mm=mm).reasons == ()

@@ -143,8 +143,8 @@ def _load_oof(path: Path) -> list[dict]:
         rows = list(csv.DictReader(f))
     out = []
     for r in rows:
-        rec = {"filename": r["filename"], "fold": int(r["fold"]), "status": r["status"],
-               "truth_hc_mm": float(r["truth_hc_mm"])}
+        rec = {"filename": r["filename"], "fold": int(r["fold"]), "exam_id": int(r["exam_id"]),
+               "status": r["status"], "truth_hc_mm": float(r["truth_hc_mm"])}
         for k in ("hc_mm", "diff_mm", "dice", "hausdorff_mm", *FEATURE_NAMES):
             rec[k] = float(r[k]) if r.get(k) not in (None, "") else float("nan")
         out.append(rec)
@@ -173,16 +173,26 @@ def accuracy_table(rows: list[dict]) -> dict:
     return table
 
 
+def crossfit_groups(rows: list[dict]) -> dict[str, list[dict]]:
+    """The parts the calibration is cross-fitted over: the folds, or, when the rows hold one
+    fold only, its examinations split in two by the parity of their number."""
+    folds = sorted({r["fold"] for r in rows})
+    if len(folds) > 1:
+        return {f"fold {k}": [r for r in rows if r["fold"] == k] for k in folds}
+    return {f"fold {folds[0]} exams {p}": [r for r in rows if r["exam_id"] % 2 == i]
+            for i, p in enumerate(("even", "odd"))}
+
+
 def trust_table(rows: list[dict], coverage: float = 0.9) -> dict:
-    """Cross-fitted interval and review figures: fold k's rows get the calibration fitted on
-    the other folds' rows. Unmeasured images are flagged by their status, not by a rule."""
+    """Cross-fitted interval and review figures: each part's rows (:func:`crossfit_groups`)
+    get the calibration fitted on the other parts' rows. Unmeasured images are flagged by
+    their status, not by a rule."""
     from hcmeasure.measurement.trust import fit_trust_calibration
 
-    folds = sorted({r["fold"] for r in rows})
+    groups = crossfit_groups(rows)
     per_fold, scored = {}, []
-    for k in folds:
-        train = [r for r in rows if r["fold"] != k and math.isfinite(r["hc_mm"])]
-        test = [r for r in rows if r["fold"] == k]
+    for k, test in groups.items():
+        train = [r for name, part in groups.items() if name != k for r in part if math.isfinite(r["hc_mm"])]
         cal = fit_trust_calibration(train, coverage=coverage)
         covered, widths, flagged = [], [], []
         for r in test:
@@ -243,13 +253,13 @@ def report(args) -> int:
               "accuracy": accuracy_table(rows)}
     print(f"out-of-fold accuracy, {len(rows)} images, folds {folds}")
     _print_accuracy(result["accuracy"])
-    if len(folds) > 1:
-        trust = trust_table(rows)
+    trust = trust_table(rows)
+    if trust:
         result["trust"] = trust
-        print(f"\n90 % interval (cross-fitted by fold): coverage {trust['coverage_pct']:.1f} %, "
+        print(f"\n90 % interval (cross-fitted): coverage {trust['coverage_pct']:.1f} %, "
               f"mean width {trust['mean_width_mm']:.2f} mm (median {trust['median_width_mm']:.2f})")
         for k, f in trust["per_fold"].items():
-            print(f"  fold {k}: coverage {f['coverage_pct']:.1f} %, width {f['mean_width_mm']:.2f} mm, "
+            print(f"  {k}: coverage {f['coverage_pct']:.1f} %, width {f['mean_width_mm']:.2f} mm, "
                   f"flagged {f['flag_pct']:.1f} %")
         print(f"review flag: {trust['flag_pct']:.1f} % of images flagged; " + ", ".join(
             f"{k}: {v['flagged']}/{v['n']}" for k, v in trust["catch"].items()))
@@ -257,8 +267,6 @@ def report(args) -> int:
         if trust["unflagged"]:
             u = trust["unflagged"]
             print(f"unflagged images: n {u['n']}, MAD {u['mad_mm']:.2f} mm, DSC {u['dice_pct']:.2f} %")
-    else:
-        print("(the interval and the review flag are cross-fitted over folds: they need two folds or more)")
     if args.json:
         from hcmeasure.io.tables import atomic_write_bytes
 

@@ -85,7 +85,7 @@ def _predict_test_set(model_dir, tiny_hc18, env, res):
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = list(csv.DictReader(open(res / "measurements.csv")))
     assert len(rows) == 2
-    assert {r["status"] for r in rows} <= {"ok", "no_head_detected", "ellipse_fit_failed"}
+    assert {r["status"] for r in rows} <= {"ok", "review", "no_head_detected", "ellipse_fit_failed"}
     return rows
 
 
@@ -138,3 +138,20 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
         "config.yaml", "head_refiner.pth", "head_refiner.yaml", "model_final.pth"]
     assert 'CONFIG: head_refiner.yaml' in (published / "config.yaml").read_text()
     _predict_test_set(published, tiny_hc18, env, tmp_path / "pred")
+
+    # An ensemble of refiners (here the same checkpoint twice) with a trust calibration.
+    trust = tmp_path / "trust.json"
+    trust.write_text('{"q": 2.0, "intercept": 0.01}')
+    cmd = cmd[:cmd.index("--refiner") + 2] + [str(ref_out / "model_final.pth"), "--refiner-config",
+                                              str(ref_out / "config.yaml"), "--trust", str(trust)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    assert sorted(p.name for p in published.iterdir()) == [
+        "config.yaml", "head_refiner.yaml", "head_refiner_m0.pth", "head_refiner_m1.pth", "model_final.pth",
+        "trust.json"]
+    text = (published / "config.yaml").read_text()
+    assert "- head_refiner_m0.pth" in text and "CALIBRATION: trust.json" in text
+    rows = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred_ensemble")
+    for r in rows:
+        if r["hc_mm"]:
+            assert float(r["hc_low_mm"]) <= float(r["hc_mm"]) <= float(r["hc_high_mm"])

@@ -2,7 +2,7 @@
 """Memory and speed of ``hcmeasure predict`` on a folder of many files: does memory stay
 flat as the files go by?
 
-    .venv/bin/python benchmarks/predict_scale.py --n 3000                # ~15 min on 2 CPU cores
+    .venv/bin/python benchmarks/predict_scale.py --n 3000                # 3000 x s/image (~13 min at 0.25)
     .venv/bin/python benchmarks/predict_scale.py --n 20 --out /tmp/s.json   # a quick check of the script
     .venv/bin/python benchmarks/predict_scale.py --n 3000 --num-processes 2 --tag 2proc
 

@@ -21,7 +21,6 @@ import hashlib
 import json
 import os
 import secrets
-import sys
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -339,7 +338,3 @@ def write_final_tables(out: Path, names: Sequence[str], columns: Sequence[str],
     write_csv_atomic(Path(out) / "measurements.csv", columns, rows(True))
     write_csv_atomic(Path(out) / "submission.csv", SUBMISSION_COLUMNS, (submission_row(r) for r in rows(False)))
     return summary
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)

@@ -106,9 +106,11 @@ def main(argv=None):
         refiner_paths = head_refiner_paths(cfg, config)
         if refiner_paths is not None:
             rcfg = load_config(refiner_paths[0], device=args.device)
-            rmodel = build_model(rcfg).eval()
-            HCMeasureCheckpointer(rmodel).load(str(refiner_paths[1]))
-            refiner = HeadContourRefiner(rmodel, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
+            rmodels = []
+            for member_weights in refiner_paths[1]:
+                rmodels.append(build_model(rcfg).eval())
+                HCMeasureCheckpointer(rmodels[-1]).load(str(member_weights))
+            refiner = HeadContourRefiner(rmodels, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
                                          context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
             warm_gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
             refiner.refine([warm_gray], [HeadMeasurement(None, None, None, "ok", box=(100, 100, 300, 300))])

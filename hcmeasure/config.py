@@ -188,8 +188,17 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.HEAD_REFINER = CN()
     _C.HCMEASURE.HEAD_REFINER.CONFIG = ""
     _C.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
+    # An ensemble instead of WEIGHTS: checkpoints of CONFIG's model (e.g. one per
+    # cross-validation fold) whose head probabilities are averaged on the same crop.
+    _C.HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS = []
     # Crop-and-measure rounds: round 2 crops around the box of round 1's ellipse, ...
     _C.HCMEASURE.HEAD_REFINER.ROUNDS = 1
+
+    # How far each HC can be trusted (hcmeasure.measurement.trust): a JSON, relative to the
+    # config's folder like the refiner's paths, with the interval's calibration and the
+    # review rules; "" = no interval, and only the rules that need no calibration.
+    _C.HCMEASURE.TRUST = CN()
+    _C.HCMEASURE.TRUST.CALIBRATION = ""
 
     # HC18 evaluation inside tools/train_net.py.
     _C.HCMEASURE.EVAL = CN()

@@ -29,6 +29,7 @@ __all__ = [
     "load_config",
     "load_weights_strict",
     "head_refiner_paths",
+    "trust_calibration_path",
     "HeadPredictor",
 ]
 
@@ -70,18 +71,31 @@ def load_config(config_file, opts=None, device: str | None = None):
     return cfg
 
 
-def head_refiner_paths(cfg, config_file) -> tuple[Path, Path] | None:
-    """``(config, weights)`` of the head refiner that ``cfg`` (loaded from ``config_file``)
-    names in ``HCMEASURE.HEAD_REFINER``, relative to ``config_file``'s folder; None when it
-    names none. Naming only one of the two is a :class:`ModelLoadError`."""
+def head_refiner_paths(cfg, config_file) -> tuple[Path, list[Path]] | None:
+    """``(config, [weights, ...])`` of the head refiner that ``cfg`` (loaded from
+    ``config_file``) names in ``HCMEASURE.HEAD_REFINER``: one checkpoint (``WEIGHTS``) or
+    an ensemble (``MEMBER_WEIGHTS``), paths relative to ``config_file``'s folder; None when
+    it names none. A config without weights, weights without a config, or both ``WEIGHTS``
+    and ``MEMBER_WEIGHTS`` is a :class:`ModelLoadError`."""
     r = cfg.HCMEASURE.HEAD_REFINER
-    if not r.CONFIG and not r.WEIGHTS:
+    members = list(r.MEMBER_WEIGHTS)
+    if not r.CONFIG and not r.WEIGHTS and not members:
         return None
-    if not (r.CONFIG and r.WEIGHTS):
+    if r.WEIGHTS and members:
+        raise ModelLoadError(f"{config_file}: HCMEASURE.HEAD_REFINER has both WEIGHTS and MEMBER_WEIGHTS; "
+                             "name one checkpoint or the ensemble's, not both.")
+    if not (r.CONFIG and (r.WEIGHTS or members)):
         raise ModelLoadError(f"{config_file}: HCMEASURE.HEAD_REFINER needs both CONFIG and WEIGHTS "
-                             f"(got CONFIG={r.CONFIG!r}, WEIGHTS={r.WEIGHTS!r}).")
+                             f"(or MEMBER_WEIGHTS) (got CONFIG={r.CONFIG!r}, WEIGHTS={r.WEIGHTS!r}).")
     base = Path(config_file).resolve().parent
-    return base / r.CONFIG, base / r.WEIGHTS
+    return base / r.CONFIG, [base / w for w in (members or [r.WEIGHTS])]
+
+
+def trust_calibration_path(cfg, config_file) -> Path | None:
+    """The trust calibration JSON named by ``HCMEASURE.TRUST.CALIBRATION`` (relative to
+    ``config_file``'s folder), or None."""
+    name = cfg.HCMEASURE.TRUST.CALIBRATION
+    return Path(config_file).resolve().parent / name if name else None
 
 
 def _prepare_for_inference(model: torch.nn.Module, device: str) -> int:
@@ -138,10 +152,12 @@ class HeadPredictor:
         weights: checkpoint (``.pth``) written by ``tools/train_net.py``.
         device: "cpu" or "cuda" (default: cuda when available).
         flip_tta: override ``HCMEASURE.POSTPROCESS.FLIP_TTA`` (None keeps the config's).
+        refiner: ``(config, [weights, ...])`` of a head refiner (or ensemble) to use instead
+            of the one the config names.
     """
 
     def __init__(self, config_file, weights, device: str | None = None, flip_tta: bool | None = None,
-                 opts=None):
+                 opts=None, refiner=None):
         self.cfg = load_config(config_file, opts, device)
         if flip_tta is not None:
             self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA = bool(flip_tta)
@@ -160,47 +176,65 @@ class HeadPredictor:
         self.model.eval()
         self.fused_batchnorms = _prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
         self.model.paste_masks = False
-        self.refiner = self._load_refiner(Path(config_file))
+        self.refiner = self._load_refiner(Path(config_file), refiner)
         if self.refiner is not None:
             # The refiner measures the head (flip-averaged when FLIP_TTA is on); the detector
             # only gives the box, so it runs once and fits no ellipse of its own.
             self.model.flip_tta = False
             self.model.fit_ellipses = False
+        self.trust = self._load_trust(Path(config_file))
         self.resize = build_test_resize(self.cfg)
         self.input_format = self.cfg.INPUT.FORMAT
         self.config_file, self.weights = Path(config_file), Path(weights)
 
-    def _load_refiner(self, config_file: Path):
+    def _load_refiner(self, config_file: Path, refiner=None):
         """The :class:`HeadContourRefiner` named by ``HCMEASURE.HEAD_REFINER`` (paths relative
-        to ``config_file``'s folder), or None when the config names none."""
-        paths = head_refiner_paths(self.cfg, config_file)
+        to ``config_file``'s folder) or given as ``refiner = (config, [weights, ...])``;
+        None when there is none."""
+        paths = refiner if refiner is not None else head_refiner_paths(self.cfg, config_file)
         if paths is None:
             return None
         from .modeling.head_refiner import HeadContourRefiner
-
-        ref_config, ref_weights = paths
-        rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)
-        try:
-            model = build_model(rcfg)
-        except Exception as exc:
-            raise ModelLoadError(f"{ref_config}: the head refiner cannot be built ({exc}).") from exc
         from .modeling.meta_arch.semantic import SemanticSegmentor
 
-        if not isinstance(model, SemanticSegmentor) or rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != 2:
-            raise ModelLoadError(
-                f"{ref_config}: a head refiner must be a two-class (background, head) semantic-segmentation "
-                f"model, but this config builds {rcfg.MODEL.META_ARCHITECTURE} with "
-                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} "
-                "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
-        load_weights_strict(model, ref_weights, ref_config)
-        model.eval()
-        _prepare_for_inference(model, rcfg.MODEL.DEVICE)
+        ref_config, member_weights = Path(paths[0]), [Path(w) for w in paths[1]]
+        rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)
+        members = []
+        for ref_weights in member_weights:
+            try:
+                model = build_model(rcfg)
+            except Exception as exc:
+                raise ModelLoadError(f"{ref_config}: the head refiner cannot be built ({exc}).") from exc
+            if not isinstance(model, SemanticSegmentor) or rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != 2:
+                raise ModelLoadError(
+                    f"{ref_config}: a head refiner must be a two-class (background, head) semantic-segmentation "
+                    f"model, but this config builds {rcfg.MODEL.META_ARCHITECTURE} with "
+                    f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} "
+                    "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
+            load_weights_strict(model, ref_weights, ref_config)
+            model.eval()
+            _prepare_for_inference(model, rcfg.MODEL.DEVICE)
+            members.append(model)
         c = rcfg.HCMEASURE.HEAD_CROP
-        self.refiner_config, self.refiner_weights = ref_config, ref_weights
-        return HeadContourRefiner(model, crop_size=c.SIZE, context=c.CONTEXT,
+        self.refiner_config, self.refiner_weights = ref_config, member_weights
+        return HeadContourRefiner(members, crop_size=c.SIZE, context=c.CONTEXT,
                                   mask_threshold=self.cfg.HCMEASURE.POSTPROCESS.MASK_THRESHOLD,
                                   flip_tta=self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA,
                                   rounds=self.cfg.HCMEASURE.HEAD_REFINER.ROUNDS)
+
+    def _load_trust(self, config_file: Path):
+        """The :class:`~hcmeasure.measurement.trust.TrustCalibration` named by
+        ``HCMEASURE.TRUST.CALIBRATION``, or the uncalibrated default (review rules on the
+        geometry only, no interval)."""
+        from .measurement.trust import TrustCalibration, load_trust_calibration
+
+        path = trust_calibration_path(self.cfg, config_file)
+        if path is None:
+            return TrustCalibration()
+        try:
+            return load_trust_calibration(path)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
 
     def preprocess(self, gray: np.ndarray) -> dict:
         """Greyscale (H, W) uint8 -> Detectron2 input dict (resized CHW float tensor + size;

@@ -28,9 +28,10 @@ def region(x0, y0, x1, y1, dx_cm, dy_cm, units=3):
 
 def write_us_dicom(path, pixels, *, photometric=None, regions=(), pixel_spacing=None,
                    imager_pixel_spacing=None, patient_name="Doe^Jane", patient_id="PAT-0042",
-                   rle=False, burned_in=None) -> Path:
+                   rle=False, burned_in=None, extra=None) -> Path:
     """Write ``pixels`` ((H, W), (F, H, W), (H, W, 3) or (F, H, W, 3); uint8 or uint16)
-    as an Ultrasound (Multi-frame) Image Storage file with correct file meta."""
+    as an Ultrasound (Multi-frame) Image Storage file with correct file meta.
+    ``extra``: further attributes by keyword (e.g. ``{"LastMenstrualDate": "20260101"}``)."""
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.sequence import Sequence
     from pydicom.uid import ExplicitVRLittleEndian, RLELossless, generate_uid
@@ -77,6 +78,8 @@ def write_us_dicom(path, pixels, *, photometric=None, regions=(), pixel_spacing=
         ds.ImagerPixelSpacing = [float(v) for v in imager_pixel_spacing]
     if burned_in is not None:
         ds.BurnedInAnnotation = "YES" if burned_in else "NO"
+    for keyword, value in (extra or {}).items():
+        setattr(ds, keyword, value)
     ds.PixelData = arr.tobytes()
     if rle:
         ds.compress(RLELossless, arr)

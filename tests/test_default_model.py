@@ -38,7 +38,7 @@ def test_default_model_refines_the_head_on_a_crop(predictor):
     """The default measurement comes from the head refiner shipped beside the detector."""
     assert predictor.refiner is not None
     assert predictor.refiner_config.parent == predictor.config_file.parent
-    assert predictor.refiner_weights.name == "head_refiner.pth"
+    assert [w.name for w in predictor.refiner_weights] == ["head_refiner.pth"]
     assert predictor.refiner.rounds == 1 and not predictor.refiner.flip_tta
 
 
@@ -64,7 +64,7 @@ def test_predictor_speedups_do_not_change_the_measurement(predictor, hc18_root):
     unfused.paste_masks = False
     rcfg = load_config(predictor.refiner_config, device="cpu")
     unfused_refiner = build_model(rcfg)
-    load_weights_strict(unfused_refiner, predictor.refiner_weights, predictor.refiner_config)
+    load_weights_strict(unfused_refiner, predictor.refiner_weights[0], predictor.refiner_config)
     refiner = HeadContourRefiner(unfused_refiner.eval(), crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
                                  context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
     d = load_hc18_dicts(hc18_root, "val")[0]

@@ -66,6 +66,14 @@ def run(args) -> int:
         lines.append(("EfficientNet-Lite0 weights", pretrained_weights_path("efficientnet-lite0")))
     except FileNotFoundError as exc:
         lines.append(("EfficientNet-Lite0 weights", f"not found ({exc})"))
+    try:
+        lines.append(("highdicom (--dicom-sr)", md.version("highdicom")))
+    except md.PackageNotFoundError:
+        lines.append(("highdicom (--dicom-sr)", "not installed; pip install 'highdicom>=0.28,<0.29'"))
+    import shutil
+
+    lines.append(("dciodvfy (SR checks)", shutil.which("dciodvfy") or "not found (make dicom-deps, or apt-get "
+                                                                        "install dicom3tools); its test is skipped"))
     default = default_model_paths()
     lines.append(("default HC model", str(default[1]) if default else f"not installed (expected in {DEFAULT_MODEL_DIR})"))
     width = max(len(k) for k, _ in lines)

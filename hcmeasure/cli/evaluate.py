@@ -2,7 +2,8 @@
 
 Prints a table (MAD and MSD with their standard deviations, median absolute
 difference, and with ``--annotations`` the Dice coefficient and Hausdorff
-distance of the ellipses) and optionally writes everything as JSON.
+distance of the ellipses and the BPD / OFD differences) and optionally writes
+everything as JSON.
 
 Rows whose status is not ``ok`` are failures: they are counted and listed, and
 the metrics are taken over the ``ok`` rows. Rows whose filename is not in the
@@ -69,8 +70,9 @@ def format_table(result: dict, pred: str, truth: str, with_annotations: bool) ->
     s = result["summary"]
     lines = [
         f"HC18 evaluation of {pred} against {truth}",
-        f"  images evaluated (status ok)      {s['n']}",
-        f"  failed (status not ok)            {s['n_failed']}",
+        f"  images evaluated (ok or review)   {s['n']}",
+        f"    of which flagged for review     {s.get('n_review', 0)}",
+        f"  failed (not measured)             {s['n_failed']}",
         f"  not in the reference (ignored)    {s['n_not_in_truth']}",
         f"  HC difference pred - truth (mm)",
         f"    MAD     {_pm(s['mean_abs_diff_mm'], s['sd_abs_diff_mm'], 3)}",
@@ -82,7 +84,21 @@ def format_table(result: dict, pred: str, truth: str, with_annotations: bool) ->
             f"  ellipse vs annotation ({s['n_annotated']} image(s))",
             f"    DSC     {_pm(s['dice_mean'], s['dice_sd'], 4)}",
             f"    HD (mm) {_pm(s['hausdorff_mm_mean'], s['hausdorff_mm_sd'], 3)}",
+            f"  diameters vs annotation, pred - truth (mm; outer-to-outer at the ellipses)",
+            f"    BPD MAD {_pm(s['bpd_mean_abs_diff_mm'], s['bpd_sd_abs_diff_mm'], 3)}"
+            f"   MSD {_pm(s['bpd_mean_diff_mm'], s['bpd_sd_diff_mm'], 3)}",
+            f"    OFD MAD {_pm(s['ofd_mean_abs_diff_mm'], s['ofd_sd_abs_diff_mm'], 3)}"
+            f"   MSD {_pm(s['ofd_mean_diff_mm'], s['ofd_sd_diff_mm'], 3)}",
         ]
+    u = result.get("summary_unflagged")
+    if s.get("n_review") and u is not None:
+        lines += [
+            f"  unflagged images only ({u['n']}, status ok)",
+            f"    MAD     {_pm(u['mean_abs_diff_mm'], u['sd_abs_diff_mm'], 3)}",
+            f"    MSD     {_pm(u['mean_diff_mm'], u['sd_diff_mm'], 3)}",
+        ]
+        if with_annotations:
+            lines.append(f"    DSC     {_pm(u['dice_mean'], u['dice_sd'], 4)}")
     if s.get("n_duplicates"):
         lines.append(f"  duplicate rows (only the first used): {', '.join(result['duplicates'][:MAX_LISTED])}")
     failed = result["failed"]

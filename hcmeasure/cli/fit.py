@@ -16,6 +16,9 @@ measured. The result is ``OUT/measurements.csv`` with the same columns as
   ``no_head_detected`` (empty mask), ``ellipse_fit_failed``,
   ``missing_pixel_size`` (no pixel size for the file: the pixel columns are
   still filled), ``invalid_pixel_size``.
+* BPD, OFD and the cephalic index are filled with HC; a known gestational age
+  (``--ga`` or the CSV's ``ga`` column) adds the INTERGROWTH-21st HC centile, as in
+  ``hcmeasure predict``.
 """
 from __future__ import annotations
 
@@ -27,8 +30,12 @@ from pathlib import Path
 import numpy as np
 
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
-from ..io.tables import MEASUREMENT_COLUMNS, PixelSize, TableError, measurement_row, read_pixel_size_csv, write_csv_atomic
+from ..io.biometry_outputs import known_ga_messages
+from ..io.tables import (MEASUREMENT_COLUMNS, PixelSize, TableError, measurement_row, read_pixel_size_csv,
+                         read_scan_info_csv, write_csv_atomic)
 from ..measurement.ellipse import EllipseFitError, fit_ellipse
+from ..measurement.spacing import pixel_size_problem
+from ..measurement.growth import KnownGA, known_ga, resolve_known_ga
 from .common import CLIError
 
 ANNOTATION_SUFFIX = "_Annotation"
@@ -60,6 +67,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=2,
         help="Ramanujan approximation used for the perimeter (default: 2)",
     )
+    parser.add_argument("--ga", default=None, metavar="W+D",
+                        help="known gestational age (weeks+days, e.g. 32+4) of every mask: HC centile "
+                             "(per image: a 'ga' column in --pixel-size-csv)")
 
 
 def report_name(path: Path) -> str:
@@ -111,8 +121,9 @@ def _inputs(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
 
 def _pixel_sizes(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
     if args.pixel_size is not None:
-        if not (args.pixel_size > 0 and np.isfinite(args.pixel_size)):
-            raise CLIError(f"--pixel-size {args.pixel_size}: must be a positive number of mm per pixel.")
+        problem = pixel_size_problem(args.pixel_size)
+        if problem:
+            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
         return None, PixelSize(float(args.pixel_size))
     if args.pixel_size_csv:
         try:
@@ -122,22 +133,24 @@ def _pixel_sizes(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
     return None, None
 
 
-def measure_file(path: Path, name: str, kind: str, pixel_size: PixelSize | None, formula: int) -> dict[str, str]:
-    """One measurements.csv row for the mask at ``path``."""
+def measure_file(path: Path, name: str, kind: str, pixel_size: PixelSize | None, formula: int,
+                 known: KnownGA | None = None, pregnancy: str = "") -> dict[str, str]:
+    """One measurements.csv row for the mask at ``path`` (``known``: its known GA)."""
     ps_value = pixel_size.value_mm if pixel_size is not None else None
     try:
         image = read_scan(path)
     except ImageReadError as exc:
-        return measurement_row(name, None, ps_value, status=exc.reason)
+        return measurement_row(name, None, ps_value, status=exc.reason, known_ga=known, pregnancy=pregnancy)
     mask = binarize(image)
     if mask is None:
-        return measurement_row(name, None, ps_value, status="not_a_mask")
+        return measurement_row(name, None, ps_value, status="not_a_mask", known_ga=known, pregnancy=pregnancy)
     if not mask.any():
-        return measurement_row(name, None, ps_value, status="no_head_detected")
+        return measurement_row(name, None, ps_value, status="no_head_detected", known_ga=known, pregnancy=pregnancy)
     try:
         fit = fit_ellipse(mask, kind=kind)
     except EllipseFitError:
-        return measurement_row(name, None, ps_value, status="ellipse_fit_failed")
+        return measurement_row(name, None, ps_value, status="ellipse_fit_failed", known_ga=known,
+                               pregnancy=pregnancy)
     if pixel_size is None:
         status = "missing_pixel_size"
     elif pixel_size.error:
@@ -145,7 +158,8 @@ def measure_file(path: Path, name: str, kind: str, pixel_size: PixelSize | None,
     else:
         status = "ok"
     return measurement_row(
-        name, fit.ellipse, ps_value, fit_iou=fit.iou, status=status, perimeter_formula=formula
+        name, fit.ellipse, ps_value, fit_iou=fit.iou, status=status, perimeter_formula=formula,
+        known_ga=known, pregnancy=pregnancy,
     )
 
 
@@ -156,6 +170,14 @@ def run(args) -> int:
         raise CLIError(f"--out {out_dir}: exists and is not a folder. Pass a folder for measurements.csv.")
     masks, scans, others = _inputs(folder)
     table, common = _pixel_sizes(args)
+    ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
+    if ga_arg is not None and ga_arg.status == "invalid_ga":
+        raise CLIError(f"--ga: {ga_arg.message}.")
+    try:
+        info = read_scan_info_csv(args.pixel_size_csv) if args.pixel_size_csv else {}
+    except TableError as exc:
+        raise CLIError(str(exc)) from None
+    ga_texts = {n: i.ga for n, i in info.items()}
     rows = []
     for path in masks:
         name = report_name(path)
@@ -165,7 +187,10 @@ def run(args) -> int:
             ps = table.get(name, table.get(path.name))
         else:
             ps = None
-        rows.append(measure_file(path, name, args.kind, ps, args.perimeter_formula))
+        scan = info.get(name) or info.get(path.name)
+        rows.append(measure_file(path, name, args.kind, ps, args.perimeter_formula,
+                                 resolve_known_ga(name, path.name, ga_arg, ga_texts, None),
+                                 scan.pregnancy if scan else ""))
     out_path = out_dir / "measurements.csv"
     try:
         write_csv_atomic(out_path, MEASUREMENT_COLUMNS, rows)
@@ -179,6 +204,8 @@ def run(args) -> int:
     if others:
         extra += f"; ignored {len(others)} non-image file(s)"
     print(f"fit: {len(rows)} image(s): {', '.join(parts)}{extra} -> {out_path}")
+    for msg in known_ga_messages(rows):
+        print(f"warning: {msg}", file=sys.stderr)
     if others:
         print(f"hcmeasure fit: ignored non-image files: {', '.join(p.name for p in others[:10])}"
               + (" ..." if len(others) > 10 else ""), file=sys.stderr)

@@ -32,20 +32,26 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from ..io.biometry_outputs import biometry_caption, diameter_segments_px, known_ga_messages
 from ..io.dicom import Calibration, DicomFrame, choose_calibration, is_dicom_file, read_dicom
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_image_names, read_scan
 from ..io.tables import (
     MEASUREMENT_COLUMNS,
     PixelSize,
     TableError,
+    apply_scan_info,
     atomic_write_bytes,
+    hc_text,
     measurement_row,
     read_pixel_size_csv,
+    read_scan_info_csv,
 )
 from ..measurement.ellipse import ramanujan_perimeter
 from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
-from ..measurement.head import HeadMeasurement
-from ..measurement.spacing import head_ellipse_in_mm
+from ..measurement.growth import known_ga, resolve_known_ga
+from ..measurement.head import MEASURED_STATUSES, HeadMeasurement
+from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
+from ..measurement.trust import assess_head
 from .common import CLIError
 from .predict_journal import (
     FileRecord,
@@ -54,6 +60,7 @@ from .predict_journal import (
     OutLock,
     check_run_id,
     file_sha256,
+    journal_rows,
     model_fingerprint,
     prepare_out,
     write_final_tables,
@@ -103,6 +110,11 @@ def add_arguments(p):
                    help="also write the DICOM patient/study identifiers to measurements.csv "
                         "(never written otherwise)")
     p.add_argument("--report", action="store_true", help="also write OUT/report.html (see 'hcmeasure report')")
+    p.add_argument("--ga", default=None, metavar="W+D",
+                   help="known gestational age of the scan(s), weeks+days (e.g. 32+4): HC z-score and "
+                        "INTERGROWTH-21st centile (per image: a 'ga' column in --pixel-size-csv)")
+    p.add_argument("--dicom-sr", action="store_true",
+                   help="also write a DICOM Structured Report (TID 1500) per measured DICOM image to OUT/sr/")
     add_scale_arguments(p)
 
 
@@ -152,8 +164,9 @@ def collect_inputs(path: Path) -> tuple[Path, list[str], list[str]]:
 
 def pixel_sizes_from_args(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
     if args.pixel_size is not None:
-        if not (args.pixel_size > 0 and np.isfinite(args.pixel_size)):
-            raise CLIError(f"--pixel-size {args.pixel_size}: must be a positive number of millimetres.")
+        problem = pixel_size_problem(args.pixel_size)
+        if problem:
+            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
         return None, PixelSize(float(args.pixel_size))
     if args.pixel_size_csv is not None:
         try:
@@ -172,8 +185,10 @@ _OVERLAY_PALETTE = (
 )
 
 
-def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes:
-    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red) and the HC.
+def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str, diameters=()) -> bytes:
+    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red), the
+    ``diameters`` (OFD and BPD segments in pixels, yellow) and the HC (one line of
+    ``hc_text`` per text line).
 
     Written as an 8-bit palette PNG (252 grey levels + the drawing colours): a third of
     the bytes of an RGB PNG to compress, so overlays cost little next to the network.
@@ -194,8 +209,12 @@ def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str) -> bytes
             (int(round(e.a * scale)), int(round(e.b * scale))),
             float(np.degrees(e.angle)), 0, 360, _RED, 2, cv2.LINE_8, shift,
         )
-    cv2.putText(img, hc_text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
-    cv2.putText(img, hc_text, (10, 28), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
+    for seg in diameters:
+        p0, p1 = (tuple(int(v) for v in np.round(np.asarray(q) * scale)) for q in seg)
+        cv2.line(img, p0, p1, _YELLOW, 1, cv2.LINE_8, shift)
+    for i, line in enumerate(hc_text.split("\n")):
+        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
+        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
     pil = Image.fromarray(img, mode="P")
     pil.putpalette(_OVERLAY_PALETTE)
     buf = io.BytesIO()
@@ -266,13 +285,18 @@ def resolve_pixel_size(name: str, file_name: str, head: HeadMeasurement, cals: l
             how = f"{how} (disagrees with {cal.source} {cal.dx_mm:.6g}x{cal.dy_mm:.6g} mm)"
         return v, v, how, None, note
     if cal is not None:
+        problem = pixel_size_problem(cal.dx_mm) or pixel_size_problem(cal.dy_mm)
+        if problem:
+            return None, None, cal.source, f"{cal.source}: {problem}", None
         return cal.dx_mm, cal.dy_mm, cal.source, None, None
     return None, None, "", None, None
 
 
 def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | None, source: str,
-             size_error: str | None, args) -> dict:
-    """Row for a measured image; without a (valid) pixel size HC stays in pixels."""
+             size_error: str | None, args, gray: np.ndarray | None = None, trust=None) -> dict:
+    """Row for a measured image; without a (valid) pixel size HC stays in pixels. With a
+    ``trust`` calibration (:mod:`hcmeasure.measurement.trust`) a measured HC gets its
+    interval, and the status ``review`` with its reasons when a review rule fires."""
     status = head.status
     if status == "ok":
         if size_error:
@@ -281,18 +305,25 @@ def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | Non
             status = "missing_pixel_size"
     ellipse_mm = None
     ga = None
+    interval, reasons = None, ()
     if head.ellipse is not None and dx is not None:
         if abs(dx - dy) > 1e-12 * max(dx, dy):
             ellipse_mm = head_ellipse_in_mm(head.ellipse, head.contour, dx, dy)
             hc_mm = ramanujan_perimeter(ellipse_mm.a, ellipse_mm.b, args.perimeter_formula)
         else:
             hc_mm = ramanujan_perimeter(head.ellipse.a, head.ellipse.b, args.perimeter_formula) * dx
-        if status == "ok" and args.ga_formula != "none":
+        if status == "ok" and trust is not None:
+            assessment = assess_head(head, gray, hc_mm, trust, ellipse_mm)
+            interval, reasons = assessment.interval_mm, assessment.reasons
+            if reasons:
+                status = "review"
+        if status in MEASURED_STATUSES and args.ga_formula != "none":
             ga = estimate_ga(hc_mm, args.ga_formula)
     return measurement_row(
         name, head.ellipse, dx, score=head.score, fit_iou=head.fit_iou, status=status,
         perimeter_formula=args.perimeter_formula, pixel_size_y_mm=dy, ellipse_mm=ellipse_mm,
         pixel_size_source=source if dx is not None or size_error else "", ga=ga,
+        hc_interval_mm=interval, review_reasons=reasons,
     )
 
 
@@ -360,7 +391,7 @@ def _fingerprint(args, predictor, columns) -> dict:
         "pixel_size_mm": args.pixel_size, "pixel_size_csv_sha256": table,
         "flip_tta": bool(predictor.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA),
         "perimeter_formula": args.perimeter_formula, "ga_formula": args.ga_formula,
-        "frame": args.frame, "keep_identifiers": bool(args.keep_identifiers),
+        "frame": args.frame, "keep_identifiers": bool(args.keep_identifiers), "ga": args.ga,
     }
     return {"input": str(args.input.resolve()), "model": model_fingerprint(predictor), "options": options,
             "columns": list(columns)}
@@ -397,10 +428,15 @@ def _measure(args, lock: OutLock) -> int:
     error = plan = None
     try:
         table, single = pixel_sizes_from_args(args)
+        ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
+        if ga_arg is not None and ga_arg.status == "invalid_ga":
+            raise CLIError(f"--ga: {ga_arg.message}.")
+        scan_info = read_scan_info_csv(args.pixel_size_csv) if args.pixel_size_csv is not None else {}
+        ga_texts = {name: info.ga for name, info in scan_info.items()}
         config, weights = resolve_model(args.model, args.config)
         if main:
             folder, names, others = collect_inputs(args.input)
-    except CLIError as exc:
+    except (CLIError, TableError) as exc:
         error = str(exc)
     _agree(error)
     set_process_threads()
@@ -501,30 +537,44 @@ def _measure(args, lock: OutLock) -> int:
                 batch[0][3].warnings.append(f"inference failed on {', '.join(b[1].name for b in batch)}: {exc!r}")
                 heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
             for (path, frame, _, rec), head in zip(batch, heads):
-                dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head, frame.calibrations,
-                                                                 single, table)
-                if note:
-                    rec.warnings.append(note)
-                row = _row_for(frame.name, head, dx, dy, source, error, args)
+                try:
+                    dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head,
+                                                                     frame.calibrations, single, table)
+                    if note:
+                        rec.warnings.append(note)
+                    if error and head.status == "ok":
+                        rec.warnings.append(f"{frame.name}: {error}")
+                    row = _row_for(frame.name, head, dx, dy, source, error, args, frame.gray, predictor.trust)
+                    info = scan_info.get(frame.name) or scan_info.get(path.name)
+                    apply_scan_info(row, resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
+                                    info.pregnancy if info else "")
+                except Exception as exc:  # one row's problem never ends the run
+                    rec.warnings.append(f"{frame.name}: the measurement could not be written ({exc!r})")
+                    row = measurement_row(frame.name, None, None, status="measurement_error")
                 for keyword, column in IDENTIFIER_COLUMNS.items():
                     if args.keep_identifiers:
                         row[column] = frame.identifiers.get(keyword, "")
                 rec.rows.append(row)
                 rec.pending -= 1
                 if not args.no_overlays:
-                    text = f"HC {row['hc_mm']} mm" if row["hc_mm"] else (
-                        f"HC {row['hc_px']} px" if row["hc_px"] else row["status"])
+                    text = hc_text(row)
                     if row.get("ga_weeks"):
                         text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
+                    if biometry_caption(row):
+                        text += "\n" + biometry_caption(row)
+                    if row["status"] == "review":
+                        text += f"\nREVIEW: {row['review_reason'].replace(';', ', ')}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
                     rec.overlays.append((target, overlay_pool.submit(
-                        lambda g=frame.gray, h=head, t=text, p=target: atomic_write_bytes(p, draw_overlay(g, h, t)))))
+                        lambda g=frame.gray, h=head, t=text, p=target, d=diameter_segments_px(row):
+                        atomic_write_bytes(p, draw_overlay(g, h, t, d)))))
             batch.clear()
 
         for path, frames, payload in loaded:
             rec = FileRecord(path.name)
             records.append(rec)
             if frames is None:
+                rec.read = False
                 rec.rows.append(measurement_row(path.name, None, None, status=payload.reason))
                 rec.warnings.append(str(payload))
                 journal_done()
@@ -545,7 +595,7 @@ def _measure(args, lock: OutLock) -> int:
     comm.synchronize()  # every process's share is in the journal now
     if not main:
         return 0
-    tables = write_final_tables(out, names, columns, resumed)
+    tables = write_final_tables(out, names, columns, resumed, row_messages=known_ga_messages)
     elapsed = time.perf_counter() - start
     for msg in tables.warnings:
         print(f"warning: {msg}", file=sys.stderr)
@@ -558,6 +608,28 @@ def _measure(args, lock: OutLock) -> int:
     if tables.ga_outside:
         print(f"warning: {tables.ga_outside} HC value(s) outside the {FORMULAS[args.ga_formula].label} range: "
               "no gestational age given for them (see ga_status)", file=sys.stderr)
+    for msg in tables.row_messages:
+        print(f"warning: {msg}", file=sys.stderr)
+    if args.dicom_sr:
+        from .. import __version__
+        from ..io.dicom_sr import SR_FOLDER, write_head_srs
+
+        # From the journal, by process 0, as one run: one SR series per study, names unique.
+        n_requests = 0
+
+        def sr_requests():
+            nonlocal n_requests
+            for file, row in journal_rows(out, names, read_only=True):
+                n_requests += 1
+                yield folder / file, row["filename"], row
+
+        srs, sr_problems = write_head_srs(sr_requests(), out / SR_FOLDER, algorithm_version=__version__,
+                                          algorithm_parameters=[f"model={weights.parent.name}/{weights.name}"])
+        for msg in sr_problems:
+            print(f"warning: {msg}", file=sys.stderr)
+        missing = n_requests - len(srs)
+        print(f"DICOM SR: {len(srs)} written to {out / SR_FOLDER}"
+              + (f", {missing} image(s) without one (see the warnings)" if missing else ""))
     summary = ", ".join(f"{n} {s}" for s, n in tables.counts.most_common())
     new = tables.n_rows_new
     pace = f" ({elapsed / new:.2f} s/image)" if new else ""

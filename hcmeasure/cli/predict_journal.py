@@ -24,7 +24,7 @@ import secrets
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 from ..io.tables import SUBMISSION_COLUMNS, atomic_write_bytes, submission_row, write_csv_atomic
 from .common import CLIError
@@ -41,6 +41,7 @@ __all__ = [
     "prepare_out",
     "check_run_id",
     "write_final_tables",
+    "journal_rows",
 ]
 
 JOURNAL_DIR = "journal"
@@ -52,19 +53,22 @@ FINAL_OUTPUTS = ("measurements.csv", "submission.csv", "report.html")
 @dataclass
 class FileRecord:
     """The results of one input file: its rows (one per image or DICOM frame), the
-    warnings it gave and whether it declares burned-in annotations. ``pending`` (frames
-    not yet measured) and ``overlays`` (``(target, future)`` of overlay writes) are the
-    run's bookkeeping and not journaled."""
+    warnings it gave, whether it could be read (``read``: its rows come from the model)
+    and whether it declares burned-in annotations. ``pending`` (frames not yet measured)
+    and ``overlays`` (``(target, future)`` of overlay writes) are the run's bookkeeping
+    and not journaled."""
 
     file: str
     rows: list[dict] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     burned_in: bool = False
+    read: bool = True
     pending: int = 0
     overlays: list = field(default_factory=list)
 
     def to_line(self) -> bytes:
-        record = {"file": self.file, "rows": self.rows, "warnings": self.warnings, "burned_in": self.burned_in}
+        record = {"file": self.file, "rows": self.rows, "warnings": self.warnings, "burned_in": self.burned_in,
+                  "read": self.read}
         return (json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
 
 
@@ -173,8 +177,10 @@ def file_sha256(path) -> str:
 
 def model_fingerprint(predictor) -> dict:
     """What identifies the measuring model of a :class:`~hcmeasure.predictor.HeadPredictor`:
-    its merged config (without the device) and the bytes of its weights, and those of its
-    head refiner when it has one."""
+    its merged config (without the device) and the bytes of its weights, of its head
+    refiner's config and members when it has one, and of its trust calibration."""
+    from ..predictor import trust_calibration_path
+
     cfg = predictor.cfg.clone()
     cfg.defrost()
     cfg.MODEL.DEVICE = ""
@@ -185,8 +191,12 @@ def model_fingerprint(predictor) -> dict:
         "weights_file": str(predictor.weights),
     }
     if getattr(predictor, "refiner", None) is not None:
+        members = predictor.refiner_weights
+        members = members if isinstance(members, (list, tuple)) else [members]
         model["refiner_config_sha256"] = file_sha256(predictor.refiner_config)
-        model["refiner_weights_sha256"] = file_sha256(predictor.refiner_weights)
+        model["refiner_weights_sha256"] = [file_sha256(w) for w in members]
+    trust = trust_calibration_path(predictor.cfg, predictor.config_file)
+    model["trust_calibration_sha256"] = None if trust is None else file_sha256(trust)
     return model
 
 
@@ -301,15 +311,30 @@ class FinalTables:
     n_files_resumed: int = 0
     counts: Counter = field(default_factory=Counter)
     warnings: list[str] = field(default_factory=list)
+    row_messages: list[str] = field(default_factory=list)
     burned_in: list[str] = field(default_factory=list)
     ga_outside: int = 0
 
 
+def journal_rows(out: Path, names: Sequence[str], *, read_only: bool = False) -> Iterator[tuple[str, dict]]:
+    """``(file name, row)`` of every row in the journal, in the order of ``names``
+    (``read_only``: only the rows of files that could be read, i.e. came from the model)."""
+    index = JournalIndex(out)
+    for name in names:
+        record = index.record(name)
+        if read_only and not record.get("read", True):
+            continue
+        for row in record["rows"]:
+            yield name, row
+
+
 def write_final_tables(out: Path, names: Sequence[str], columns: Sequence[str],
-                       resumed: frozenset[str] | set[str] = frozenset()) -> FinalTables:
+                       resumed: frozenset[str] | set[str] = frozenset(),
+                       row_messages: Callable[[list[dict]], list[str]] | None = None) -> FinalTables:
     """Write ``OUT/measurements.csv`` (``columns``) and ``OUT/submission.csv`` from the
     journal, one file's rows after the other in the order of ``names``, each streamed and
-    renamed into place. ``resumed`` names the files measured by an earlier run."""
+    renamed into place. ``resumed`` names the files measured by an earlier run;
+    ``row_messages(rows)`` gives warnings about a file's rows (kept in order)."""
     index = JournalIndex(out)
     missing = [n for n in names if n not in index]
     if missing:
@@ -330,6 +355,8 @@ def write_final_tables(out: Path, names: Sequence[str], columns: Sequence[str],
                     summary.n_files_resumed += 1
                 else:
                     summary.n_rows_new += len(record["rows"])
+                if row_messages is not None:
+                    summary.row_messages += row_messages(record["rows"])
                 for row in record["rows"]:
                     summary.counts[row.get("status", "")] += 1
                     summary.ga_outside += row.get("ga_status", "").startswith("hc_")

@@ -32,8 +32,13 @@ depends on nothing but the number, so it is the same on any subset of HC18. On
 the 809 images of the shared copy it puts 120 of 645 examinations
 (158 images) in ``val``.
 
-Detectron2 datasets registered on import: ``hc18_train``, ``hc18_val`` (images
-with annotations) and ``hc18_test`` (images and pixel sizes only). The root is
+Cross-validation. Five folds over every labelled image, again by examination: an
+examination is in fold ``floor(5 * fraction)`` (:func:`fold_of`), so fold 4 is
+``hc18_val``. ``hc18_cv5_f{k}_val`` holds fold k and ``hc18_cv5_f{k}_train`` the other four.
+
+Detectron2 datasets registered on import: ``hc18_train``, ``hc18_val``, ``hc18_all``,
+``hc18_cv5_f{0..4}_{train,val}`` (images with annotations) and ``hc18_test`` (images
+and pixel sizes only). The root is
 ``$HCMEASURE_HC18_ROOT``, else ``../shared/data/hc18`` beside the repository,
 else ``../shared/data/hc18`` from the current directory; it is looked up when a
 dataset is loaded, not on import. Fitting all rings takes a while (10-20 s
@@ -84,6 +89,8 @@ __all__ = [
     "frame_number",
     "image_id_of",
     "split_of",
+    "fold_of",
+    "CV_FOLDS",
     "default_root",
     "resolve_root",
     "default_cache_dir",
@@ -119,10 +126,16 @@ POLYGON_POINTS = 256
 #: Bump when the cached content or its meaning changes.
 CACHE_FORMAT = 1
 
-DATASET_NAMES = {"hc18_train": "train", "hc18_val": "val", "hc18_test": "test"}
+#: Folds of the cross-validation over every labelled image (by examination).
+CV_FOLDS = 5
+DATASET_NAMES = {"hc18_train": "train", "hc18_val": "val", "hc18_test": "test", "hc18_all": "all"}
+DATASET_NAMES.update(
+    {f"hc18_cv{CV_FOLDS}_f{k}_{part}": f"cv{CV_FOLDS}_f{k}_{part}" for k in range(CV_FOLDS) for part in ("train", "val")}
+)
 JSON_PREFIX = "hcmeasure-hc18://"
 
 _NAME_RE = re.compile(r"^(\d+)_(\d*)HC\.png$", re.IGNORECASE)
+_CV_SPLIT_RE = re.compile(r"^cv(\d+)_f(\d+)_(train|val)$")
 _MAX_LISTED = 10
 
 
@@ -171,6 +184,29 @@ def _exam_hash_fraction(exam: int) -> float:
 def split_of(filename) -> str:
     """``"train"`` or ``"val"`` for an HC18 image name (by examination; see module docstring)."""
     return "val" if _exam_hash_fraction(exam_id(filename)) >= 1.0 - VAL_FRACTION else "train"
+
+
+def fold_of(filename, num_folds: int = CV_FOLDS) -> int:
+    """Cross-validation fold (0 .. num_folds-1) of an HC18 image, by examination: the
+    examination's hash fraction (see module docstring) times ``num_folds``, rounded down.
+    All frames of one examination share a fold; with 5 folds, fold 4 is ``hc18_val``."""
+    return min(int(_exam_hash_fraction(exam_id(filename)) * num_folds), num_folds - 1)
+
+
+def _in_split(filename, split: str) -> bool:
+    if split == "all":
+        return True
+    if split in ("train", "val"):
+        return split_of(filename) == split
+    m = _CV_SPLIT_RE.match(split)
+    if not m:
+        raise ValueError(
+            f"split must be 'train', 'val', 'all' or 'cv<K>_f<k>_train/val', got {split!r}"
+        )
+    num_folds, fold, part = int(m.group(1)), int(m.group(2)), m.group(3)
+    if not 0 <= fold < num_folds:
+        raise ValueError(f"split {split!r}: fold {fold} is outside 0..{num_folds - 1}")
+    return (fold_of(filename, num_folds) == fold) == (part == "val")
 
 
 # ---------------------------------------------------------------------- locations
@@ -565,9 +601,7 @@ def _polygon_box_area(polygon: Sequence[float]) -> tuple[list[float], float]:
 
 
 def _select(records: Sequence[HC18Image], split: str) -> list[HC18Image]:
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be 'train', 'val' or 'all', got {split!r}")
-    return [r for r in records if split == "all" or r.split == split]
+    return [r for r in records if _in_split(r.filename, split)]
 
 
 def _package_version() -> str:
@@ -679,15 +713,15 @@ def to_dataset_dicts(records: Sequence[HC18Image]) -> list[dict]:
 
 
 def load_hc18_dicts(root=None, split: str = "train", *, cache: bool = True, cache_dir=None) -> list[dict]:
-    """Detectron2 dicts of one split: ``"train"``, ``"val"``, ``"all"`` (both) or ``"test"``.
+    """Detectron2 dicts of one split: ``"train"``, ``"val"``, ``"all"`` (both), ``"test"``
+    or a cross-validation part ``"cv5_f<k>_train"`` / ``"cv5_f<k>_val"``.
 
     ``root`` defaults to :func:`default_root`; a missing root raises
     :class:`HC18Error` naming ``HCMEASURE_HC18_ROOT``.
     """
     if split == "test":
         return to_dataset_dicts(read_test_set(root))
-    if split not in ("train", "val", "all"):
-        raise ValueError(f"split must be 'train', 'val', 'all' or 'test', got {split!r}")
+    _in_split("000_HC.png", split)  # an unknown split name is refused before any reading
     return to_dataset_dicts(_select(read_training_set(root, cache=cache, cache_dir=cache_dir), split))
 
 

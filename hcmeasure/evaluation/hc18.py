@@ -10,6 +10,12 @@ over the images:
   reference ellipse;
 * the Hausdorff distance (HD) in mm between the two ellipse outlines.
 
+Beyond the challenge, where a reference ellipse exists the head's diameters are
+compared too: BPD (minor axis) and OFD (major axis) of the measured and the reference
+ellipse, both outer-to-outer at the ellipse (:mod:`hcmeasure.measurement.biometry`),
+in pixels times the reference pixel size (HC18's pixels are square): ``pred - truth``
+per image and their MAD / MSD in the summary.
+
 Here the reference ellipse of an image is the ellipse fitted to the middle of
 its annotation ring (``fit_ellipse(annotation, kind="outline")``), whose
 perimeter matches HC18's reference HC to about 0.01 mm on average. Dice is
@@ -17,10 +23,12 @@ computed on the rasterised ellipses (a pixel is in an ellipse when its centre
 is, :func:`~hcmeasure.measurement.ellipse_mask`), so it compares the two
 ellipses, not the raw network mask.
 
-Failures: an image whose measurement status is not ``"ok"`` (no head detected,
-unreadable image, fit failed, no pixel size, ...) has no HC to compare. It is
-counted in ``n_failed`` and listed, and the averages are taken over the ``"ok"``
-images only; the detection rate (``detected_pct``) says how many that is.
+Failures: an image whose measurement status is neither ``"ok"`` nor ``"review"`` (no
+head detected, unreadable image, fit failed, no pixel size, ...) has no HC to compare. It
+is counted in ``n_failed`` and listed, and the averages are taken over the measured
+images only; the detection rate (``detected_pct``) says how many that is. A ``"review"``
+image (measured, flagged for a human look) counts like an ``"ok"`` one;
+:func:`evaluate_measurements` also summarises the unflagged (``"ok"``) images alone.
 
 Standard deviations are sample standard deviations (``ddof=1``); they are NaN
 when fewer than two values exist, and every metric is NaN when it has no value
@@ -42,6 +50,7 @@ from scipy.spatial import cKDTree
 
 from ..io.images import ImageReadError, read_scan
 from ..io.tables import MEASUREMENT_COLUMNS, measurement_row, write_csv_atomic
+from ..measurement.head import MEASURED_STATUSES
 from ..measurement.ellipse import Ellipse, EllipseFitError, ellipse_mask, fit_ellipse, ramanujan_perimeter
 
 __all__ = [
@@ -206,6 +215,12 @@ def image_metrics(
         "abs_diff_mm": None,
         "dice": None,
         "hausdorff_mm": None,
+        "pred_bpd_mm": None,
+        "truth_bpd_mm": None,
+        "bpd_diff_mm": None,
+        "pred_ofd_mm": None,
+        "truth_ofd_mm": None,
+        "ofd_diff_mm": None,
     }
     if truth_hc_mm is not None:
         rec["diff_mm"] = float(pred_hc_mm) - float(truth_hc_mm)
@@ -215,6 +230,11 @@ def image_metrics(
             rec["dice"] = dice(ellipse_mask(pred_ellipse, shape), ellipse_mask(truth_ellipse, shape))
         if pixel_size_mm is not None:
             rec["hausdorff_mm"] = hausdorff_mm(pred_ellipse, truth_ellipse, pixel_size_mm)
+            ps = float(pixel_size_mm)
+            for key, pred_d, truth_d in (("bpd", pred_ellipse.b, truth_ellipse.b),
+                                         ("ofd", pred_ellipse.a, truth_ellipse.a)):
+                rec[f"pred_{key}_mm"], rec[f"truth_{key}_mm"] = 2 * pred_d * ps, 2 * truth_d * ps
+                rec[f"{key}_diff_mm"] = rec[f"pred_{key}_mm"] - rec[f"truth_{key}_mm"]
     return rec
 
 
@@ -226,10 +246,12 @@ def summarize(records: Iterable[Mapping]) -> dict:
     reference HC, plus ``n_failed``, ``n_images``, ``detected_pct`` (share of
     records with status ok, in %), and ``dice_mean``, ``dice_sd``,
     ``hausdorff_mm_mean``, ``hausdorff_mm_sd``, ``hausdorff_mm_max``, ``n_annotated``
-    over the ``ok`` records that have an annotation.
+    over the ``ok`` records that have an annotation, and for the diameters
+    ``bpd_mean_abs_diff_mm``, ``bpd_sd_abs_diff_mm``, ``bpd_mean_diff_mm``,
+    ``bpd_sd_diff_mm`` (and the same for ``ofd``) over the records that have them.
     """
     records = list(records)
-    ok = [r for r in records if r.get("status") == "ok"]
+    ok = [r for r in records if r.get("status") in MEASURED_STATUSES]
     paired = [r for r in ok if r.get("truth_hc_mm") is not None]
     out = hc_differences([r["pred_hc_mm"] for r in paired], [r["truth_hc_mm"] for r in paired])
     out["n_failed"] = len(records) - len(ok)
@@ -243,6 +265,11 @@ def summarize(records: Iterable[Mapping]) -> dict:
     out["hausdorff_mm_mean"] = _mean(hds)
     out["hausdorff_mm_sd"] = _sd(hds)
     out["hausdorff_mm_max"] = float(hds.max()) if len(hds) else _NAN
+    for key in ("bpd", "ofd"):
+        pairs = [(r[f"pred_{key}_mm"], r[f"truth_{key}_mm"]) for r in ok if r.get(f"{key}_diff_mm") is not None]
+        d = hc_differences([p for p, _ in pairs], [t for _, t in pairs])
+        for stat in ("mean_abs_diff_mm", "sd_abs_diff_mm", "mean_diff_mm", "sd_diff_mm"):
+            out[f"{key}_{stat}"] = d[stat]
     return out
 
 
@@ -261,7 +288,9 @@ def evaluate_measurements(
 
     Returns a dict with
 
-    * ``summary``: see :func:`summarize`, plus ``n_not_in_truth`` and ``n_duplicates``;
+    * ``summary``: see :func:`summarize`, plus ``n_not_in_truth``, ``n_duplicates`` and
+      ``n_review`` (measured images flagged for review, counted in the summary);
+    * ``summary_unflagged``: the same over every image but the ``review`` ones;
     * ``per_image``: one record per evaluated ``ok`` row (see :func:`image_metrics`,
       plus ``note`` when the annotation could not be used or the pixel sizes differ);
     * ``failed``: ``{"filename", "status"}`` of rows whose status is not ``ok``,
@@ -287,9 +316,9 @@ def evaluate_measurements(
         pixel_size, truth_hc = truth[name]
         status = (row.get("status") or "").strip()
         pred_hc = _float_or_none(row.get("hc_mm"))
-        if status == "ok" and pred_hc is None:
+        if status in MEASURED_STATUSES and pred_hc is None:
             status = "invalid_row"
-        if status != "ok":
+        if status not in MEASURED_STATUSES:
             failed.append({"filename": name, "status": status or "missing_status"})
             records.append({"filename": name, "status": status})
             continue
@@ -318,13 +347,17 @@ def evaluate_measurements(
             pixel_size_mm=pixel_size,
         )
         rec["note"] = "; ".join(notes)
+        rec["status"] = status
+        rec["review_reason"] = row.get("review_reason") or ""
         per_image.append(rec)
         records.append(rec)
     summary = summarize(records)
     summary["n_not_in_truth"] = len(not_in_truth)
     summary["n_duplicates"] = len(duplicates)
+    summary["n_review"] = sum(1 for r in per_image if r["status"] == "review")
     return {
         "summary": summary,
+        "summary_unflagged": summarize(r for r in records if r.get("status") != "review"),
         "per_image": per_image,
         "failed": failed,
         "not_in_truth": not_in_truth,
@@ -346,7 +379,8 @@ class HC18Evaluator(DatasetEvaluator):
     ``DatasetCatalog.get(dataset_name)`` by ``image_id``.
 
     :meth:`evaluate` returns ``{"hc18": {"MAD_mm", "MAD_sd_mm", "MSD_mm", "MSD_sd_mm",
-    "DSC", "HD_mm", "detected_pct", "n_images"}}``; MAD, MSD, DSC and HD are averaged
+    "DSC", "HD_mm", "BPD_MAD_mm", "OFD_MAD_mm", "detected_pct", "n_images"}}``; MAD, MSD,
+    DSC, HD and the BPD / OFD mean absolute differences are averaged
     over the images where a head was measured (see the module docstring), and are NaN
     where the dataset has no reference (e.g. the HC18 test set). With ``output_dir``
     it writes ``<dataset_name>_measurements.csv`` there (the columns of
@@ -498,6 +532,8 @@ class HC18Evaluator(DatasetEvaluator):
                     "MSD_sd_mm": s["sd_diff_mm"],
                     "DSC": s["dice_mean"],
                     "HD_mm": s["hausdorff_mm_mean"],
+                    "BPD_MAD_mm": s["bpd_mean_abs_diff_mm"],
+                    "OFD_MAD_mm": s["ofd_mean_abs_diff_mm"],
                     "detected_pct": s["detected_pct"],
                     "n_images": s["n_images"],
                 }

@@ -3,9 +3,10 @@
 * Pixel data is decoded by pydicom with the decoders installed beside it:
   uncompressed (implicit/explicit VR), deflated and RLE lossless natively; JPEG
   baseline and extended (8-bit) through Pillow; JPEG 2000 (lossless and lossy,
-  incl. the YBR_RCT/YBR_ICT colour transforms) through ``pylibjpeg-openjpeg``. JPEG
-  lossless (process 14) and JPEG-LS need an extra decoder (``pylibjpeg-libjpeg``,
-  GPL-3.0, or ``pyjpegls``), which hcmeasure does not install. :func:`supported_transfer_syntaxes` lists what this
+  incl. the YBR_RCT/YBR_ICT colour transforms) through ``pylibjpeg-openjpeg``; JPEG-LS
+  through ``pyjpegls`` (installed with ``highdicom``). JPEG lossless (process 14) needs
+  an extra decoder (``pylibjpeg-libjpeg``, GPL-3.0), which hcmeasure does not install.
+  :func:`supported_transfer_syntaxes` lists what this
   installation can decode; a file in any other transfer syntax gets the status
   ``unsupported_transfer_syntax`` with the syntax's name.
 * Frames are converted to 8-bit grey: MONOCHROME2 as is, MONOCHROME1 inverted,
@@ -18,14 +19,20 @@
   ``PhysicalDeltaX``/``PhysicalDeltaY`` (converted to mm); then ``PixelSpacing``; then
   ``ImagerPixelSpacing`` (both in mm, ``[row spacing (y), column spacing (x)]``).
 * Patient identifiers are read only when asked for (:func:`identifiers`).
+* A known gestational age, when the file carries ``LastMenstrualDate`` (0010,21D0):
+  the days from it to the scan's ``AcquisitionDate`` (else ``ContentDate``, else
+  ``StudyDate``) (:func:`known_ga_from_dataset`). Only that number of days is kept;
+  the dates themselves go nowhere.
 """
 from __future__ import annotations
 
+import datetime
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from ..measurement.growth import KnownGA, ga_from_dates, known_ga_from_days
 from .images import ImageReadError
 
 __all__ = [
@@ -37,6 +44,7 @@ __all__ = [
     "pixel_calibrations",
     "choose_calibration",
     "identifiers",
+    "known_ga_from_dataset",
     "supported_transfer_syntaxes",
 ]
 
@@ -91,6 +99,7 @@ class DicomFrame:
     calibrations: list[Calibration] = field(default_factory=list)
     identifiers: dict[str, str] = field(default_factory=dict)
     burned_in_annotation: bool = False
+    known_ga: KnownGA | None = None  # from LastMenstrualDate and the scan date, when present
 
 
 def is_dicom_file(path) -> bool:
@@ -177,6 +186,34 @@ def identifiers(ds) -> dict[str, str]:
     return {k: str(ds.get(k, "") or "") for k in IDENTIFIER_KEYWORDS}
 
 
+#: Where the GA from the last menstrual period is recorded (``known_ga_source``).
+SOURCE_LMP = "dicom_lmp"
+
+
+def _dicom_date(value) -> datetime.date | None:
+    text = str(value or "").strip()
+    try:
+        return datetime.datetime.strptime(text[:8], "%Y%m%d").date() if len(text) >= 8 else None
+    except ValueError:
+        return None
+
+
+def known_ga_from_dataset(ds) -> KnownGA | None:
+    """GA from ``LastMenstrualDate`` to the scan date (``AcquisitionDate``, else
+    ``ContentDate``, else ``StudyDate``); None when the file has no LMP. A date that
+    cannot be read gives status ``invalid_ga`` (the dates are never repeated)."""
+    if not str(ds.get("LastMenstrualDate", "") or "").strip():
+        return None
+    lmp = _dicom_date(ds.get("LastMenstrualDate"))
+    scan = next((d for d in (_dicom_date(ds.get(k)) for k in ("AcquisitionDate", "ContentDate", "StudyDate"))
+                 if d is not None), None)
+    if lmp is None or scan is None:
+        what = "LastMenstrualDate is not a valid DICOM date" if lmp is None else \
+            "no AcquisitionDate, ContentDate or StudyDate to count the GA to"
+        return KnownGA(None, SOURCE_LMP, "invalid_ga", "", f"{what}; no GA from the file")
+    return known_ga_from_days(ga_from_dates(lmp, scan), SOURCE_LMP)
+
+
 def _to_gray(arr: np.ndarray, photometric: str, ds) -> np.ndarray:
     arr = np.asarray(arr)
     if photometric == "PALETTE COLOR":
@@ -223,7 +260,12 @@ def read_dicom(path, frame: int | None = None, keep_identifiers: bool = False) -
     try:
         ds = pydicom.dcmread(path)
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(path, "a symbolic link to a file that does not exist; fix or remove the link") from None
         raise ImageReadError(path, "file not found", "missing_file") from None
+    except PermissionError:
+        raise ImageReadError(path, "cannot be opened: permission denied; give the user running "
+                                   "hcmeasure read access to it") from None
     except (InvalidDicomError, OSError, ValueError, EOFError, KeyError, TypeError) as exc:
         raise ImageReadError(path, f"not a readable DICOM file ({exc})") from None
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -241,6 +283,7 @@ def read_dicom(path, frame: int | None = None, keep_identifiers: bool = False) -
     cals = pixel_calibrations(ds)
     ids = identifiers(ds) if keep_identifiers else {}
     burned = str(ds.get("BurnedInAnnotation", "")).upper() == "YES"
+    ga = known_ga_from_dataset(ds)
     frames = []
     for i in indices:
         try:
@@ -271,5 +314,5 @@ def read_dicom(path, frame: int | None = None, keep_identifiers: bool = False) -
         except (ValueError, AttributeError, KeyError) as exc:
             raise ImageReadError(path, f"cannot convert {photometric} pixel data to grey ({exc})") from None
         name = path.name if n_frames == 1 else f"{path.name}#{i + 1}"
-        frames.append(DicomFrame(name, gray, cals, ids, burned))
+        frames.append(DicomFrame(name, gray, cals, ids, burned, ga))
     return frames

@@ -7,6 +7,7 @@ Failures raise :class:`ImageReadError` with the file name and what is wrong.
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -32,14 +33,9 @@ def list_images(folder) -> tuple[list[Path], list[Path]]:
 
     Images are the :data:`IMAGE_EXTENSIONS` and DICOM files (``.dcm``/``.dicom``/``.dic``,
     or no extension and the DICOM preamble marker); see :mod:`hcmeasure.io.dicom`."""
-    from .dicom import is_dicom_file
-
-    images, others = [], []
-    for p in sorted(Path(folder).iterdir()):
-        if not p.is_file() or p.name.startswith("."):
-            continue
-        (images if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(p) else others).append(p)
-    return images, others
+    folder = Path(folder)
+    images, others = list_image_names(folder)
+    return [folder / n for n in images], [folder / n for n in others]
 
 
 def list_image_names(folder) -> tuple[list[str], list[str]]:
@@ -52,13 +48,28 @@ def list_image_names(folder) -> tuple[list[str], list[str]]:
     images, others = [], []
     with os.scandir(folder) as entries:
         for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file():
+            if entry.name.startswith(".") or entry.is_dir():
                 continue
-            is_image = os.path.splitext(entry.name)[1].lower() in IMAGE_EXTENSIONS or is_dicom_file(entry.path)
-            (images if is_image else others).append(entry.name)
+            suffix = Path(entry.name).suffix
+            if suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(entry.path):
+                images.append(entry.name)
+            elif suffix == "" and not _readable(entry.path):
+                # An entry that cannot be opened at all (a dangling link, no read permission) gets
+                # a row saying so rather than being skipped: it may be the scan the user wanted.
+                images.append(entry.name)
+            else:
+                others.append(entry.name)
     images.sort()
     others.sort()
     return images, others
+
+
+def _readable(path) -> bool:
+    try:
+        with open(path, "rb"):
+            return True
+    except OSError:
+        return False
 
 
 def read_scan(path) -> np.ndarray:
@@ -79,7 +90,13 @@ def read_scan(path) -> np.ndarray:
                 return np.asarray(im.convert("L"), dtype=np.uint8).copy()
             return np.asarray(im.convert("L"), dtype=np.uint8).copy()
     except FileNotFoundError:
+        if path.is_symlink():
+            raise ImageReadError(path, f"a symbolic link to {os.readlink(path)}, which does not exist; "
+                                       "fix or remove the link") from None
         raise ImageReadError(path, "file not found", "missing_file") from None
+    except PermissionError:
+        raise ImageReadError(path, "cannot be opened: permission denied; give the user running "
+                                   "hcmeasure read access to it") from None
     except UnidentifiedImageError:
         raise ImageReadError(path, "not an image file PIL can identify (wrong format or corrupt)") from None
     except (OSError, ValueError, SyntaxError) as exc:

@@ -14,18 +14,26 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
+from ..measurement.biometry import head_biometry
 from ..measurement.ellipse import Ellipse, ramanujan_perimeter
 from ..measurement.gestational_age import GAEstimate
+from ..measurement.growth import KnownGA, hc_for_age
+from ..measurement.head import MEASURED_STATUSES
+from ..measurement.spacing import pixel_size_problem
 
 __all__ = [
     "MEASUREMENT_COLUMNS",
     "SUBMISSION_COLUMNS",
     "TableError",
     "PixelSize",
+    "ScanInfo",
     "read_pixel_size_csv",
+    "read_scan_info_csv",
     "read_reference_hc_csv",
     "read_measurements_csv",
     "measurement_row",
+    "hc_text",
+    "apply_scan_info",
     "submission_row",
     "write_csv_atomic",
     "atomic_write_bytes",
@@ -58,6 +66,25 @@ MEASUREMENT_COLUMNS = [
     "ga_formula",
     "ga_status",
     "ga_uncertainty_days",
+    # Head biometry from the mm ellipse (hcmeasure.measurement.biometry).
+    "bpd_mm",
+    "ofd_mm",
+    "cephalic_index",
+    "ci_flag",
+    "bpd_outer_inner_est_mm",
+    # Size for a known gestational age (hcmeasure.measurement.growth).
+    "known_ga",
+    "known_ga_source",
+    "known_ga_status",
+    "hc_zscore",
+    "hc_centile",
+    "hc_centile_flag",
+    "pregnancy",
+    # Appended by the trust assessment (hcmeasure.measurement.trust): the 90 % interval
+    # of the HC and, for status "review", why.
+    "hc_low_mm",
+    "hc_high_mm",
+    "review_reason",
 ]
 
 #: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
@@ -71,6 +98,8 @@ SUBMISSION_COLUMNS = [
 ]
 
 PIXEL_SIZE_HEADER = ["filename", "pixel size(mm)"]
+#: Optional columns of the pixel-size CSV (any position after the first two, any case).
+GA_COLUMN, PREGNANCY_COLUMN = "ga", "pregnancy"
 REFERENCE_HC_HEADER = ["filename", "pixel size(mm)", "head circumference (mm)"]
 
 
@@ -84,6 +113,15 @@ class PixelSize:
 
     value_mm: float | None
     error: str | None = None
+
+
+@dataclass(frozen=True)
+class ScanInfo:
+    """What the pixel-size CSV says about a scan besides its pixel size: the known
+    gestational age as written (``ga``, weeks+days) and a ``pregnancy`` label."""
+
+    ga: str = ""
+    pregnancy: str = ""
 
 
 def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
@@ -101,12 +139,15 @@ def _read_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 
 
 def _parse_positive(text: str) -> PixelSize:
+    """A pixel size from CSV text; ``nan``, ``inf``, non-positive and implausible values
+    (:func:`~hcmeasure.measurement.spacing.pixel_size_problem`) are kept as errors."""
     try:
         value = float(text)
     except ValueError:
         return PixelSize(None, f"pixel size {text!r} is not a number")
-    if not math.isfinite(value) or value <= 0:
-        return PixelSize(None, f"pixel size {text!r} is not a positive number")
+    problem = pixel_size_problem(value) if math.isfinite(value) and value > 0 else pixel_size_problem(text)
+    if problem:
+        return PixelSize(None, problem)
     return PixelSize(value)
 
 
@@ -116,20 +157,57 @@ def read_pixel_size_csv(path) -> dict[str, PixelSize]:
     Accepts both the test-set file and the training-set file (which has an extra HC
     column). Returns filename -> :class:`PixelSize`; a bad value is kept as an error
     for that file (so one bad row does not stop a run). A wrong header raises
-    :class:`TableError`.
+    :class:`TableError`. A row whose pixel size is empty but that gives a ``ga`` or
+    ``pregnancy`` (see :func:`read_scan_info_csv`) gives no pixel size, so a DICOM
+    file listed only for its GA keeps its own calibration.
     """
     header, rows = _read_rows(path)
+    _check_pixel_size_header(path, header)
+    extra = _scan_info_indices(header)
+    sizes: dict[str, PixelSize] = {}
+    for row in rows:
+        if len(row) < 2:
+            continue
+        if not row[1] and any(i < len(row) and row[i] for i in extra.values()):
+            continue
+        sizes[row[0]] = _parse_positive(row[1])
+    return sizes
+
+
+def _check_pixel_size_header(path, header: list[str]) -> None:
     if [h.lower() for h in header[:2]] != PIXEL_SIZE_HEADER:
         raise TableError(
             f"{path}: header is {','.join(header)!r}; expected it to start with "
             f"{','.join(PIXEL_SIZE_HEADER)!r} (the HC18 pixel-size CSV format)."
         )
-    sizes: dict[str, PixelSize] = {}
+
+
+def _scan_info_indices(header: list[str]) -> dict[str, int]:
+    lower = [h.lower() for h in header]
+    return {c: lower.index(c) for c in (GA_COLUMN, PREGNANCY_COLUMN) if c in lower[2:]}
+
+
+def read_scan_info_csv(path) -> dict[str, ScanInfo]:
+    """The optional ``ga`` and ``pregnancy`` columns of a pixel-size CSV: filename ->
+    :class:`ScanInfo` (empty when the CSV has neither column).
+
+    ``ga`` is the known gestational age as weeks+days (``32+4``) or whole weeks
+    (``32``); it is parsed per image later, so a malformed value marks that image only.
+    ``pregnancy`` is any label shared by the scans of one pregnancy (the report draws
+    them on one growth chart); it is copied to ``measurements.csv`` as written, so use
+    a study code, not a patient identifier.
+    """
+    header, rows = _read_rows(path)
+    _check_pixel_size_header(path, header)
+    extra = _scan_info_indices(header)
+    if not extra:
+        return {}
+    info: dict[str, ScanInfo] = {}
     for row in rows:
-        if len(row) < 2:
-            continue
-        sizes[row[0]] = _parse_positive(row[1])
-    return sizes
+        cells = {c: (row[i] if i < len(row) else "") for c, i in extra.items()}
+        if row and any(cells.values()):
+            info[row[0]] = ScanInfo(cells.get(GA_COLUMN, ""), cells.get(PREGNANCY_COLUMN, ""))
+    return info
 
 
 def read_reference_hc_csv(path) -> dict[str, tuple[float, float]]:
@@ -182,6 +260,10 @@ def measurement_row(
     ellipse_mm: Ellipse | None = None,
     pixel_size_source: str = "",
     ga: GAEstimate | None = None,
+    hc_interval_mm: tuple[float, float] | None = None,
+    review_reasons: Sequence[str] = (),
+    known_ga: KnownGA | None = None,
+    pregnancy: str = "",
 ) -> dict[str, str]:
     """One row of ``measurements.csv``. Without an ellipse only filename/status are filled;
     without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled.
@@ -190,13 +272,18 @@ def measurement_row(
     ``pixel_size_y_mm`` along y (rows); ``ellipse_mm`` is then the head ellipse in
     millimetre space (see :mod:`hcmeasure.measurement.spacing`) and HC is its perimeter.
     ``pixel_size_y_mm`` is written when given (``hcmeasure predict`` gives it whenever a
-    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age columns."""
+    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age
+    (dating) columns. BPD, OFD and the cephalic index come from the mm ellipse whenever
+    HC is given in mm; ``known_ga`` and ``pregnancy`` fill their columns through
+    :func:`apply_scan_info`. ``hc_interval_mm`` fills the interval columns (with a pixel
+    size), ``review_reasons`` the ``review_reason`` column (``;``-separated)."""
     row = {c: "" for c in MEASUREMENT_COLUMNS}
     row["filename"] = filename
     row["status"] = status
     row["score"] = _fmt(score)
     row["fit_iou"] = _fmt(fit_iou)
     row["pixel_size_source"] = pixel_size_source
+    row["review_reason"] = ";".join(review_reasons)
     if pixel_size_mm is not None:
         row["pixel_size_mm"] = f"{pixel_size_mm:.10g}"
         if pixel_size_y_mm is not None:
@@ -209,7 +296,7 @@ def measurement_row(
         if ga.uncertainty_days is not None:
             row["ga_uncertainty_days"] = f"{ga.uncertainty_days:.1f}"
     if ellipse is None:
-        return row
+        return apply_scan_info(row, known_ga, pregnancy)
     hc_px = ramanujan_perimeter(ellipse.a, ellipse.b, perimeter_formula)
     row.update(
         hc_px=_fmt(hc_px, 3),
@@ -236,17 +323,62 @@ def measurement_row(
         if ellipse_mm is not None:
             # Non-square pixels: the mm ellipse's own orientation (the pixel one differs).
             row["angle_rad"] = _fmt(mm.angle, 6)
+        if hc_interval_mm is not None:
+            row["hc_low_mm"], row["hc_high_mm"] = (_fmt(v, 3) for v in hc_interval_mm)
+        bio = head_biometry(mm)
+        row.update(
+            bpd_mm=_fmt(bio.bpd_mm, 3),
+            ofd_mm=_fmt(bio.ofd_mm, 3),
+            cephalic_index=_fmt(bio.cephalic_index, 2),
+            ci_flag=bio.ci_flag,
+            bpd_outer_inner_est_mm=_fmt(bio.bpd_outer_inner_est_mm, 3),
+        )
+    return apply_scan_info(row, known_ga, pregnancy)
+
+
+def apply_scan_info(row: dict[str, str], known_ga: KnownGA | None, pregnancy: str = "") -> dict[str, str]:
+    """Fill the known-GA, centile and ``pregnancy`` columns of ``row`` (in place; returned).
+
+    The centile columns are filled when the GA is usable (14+0 to 40+0 weeks) and the
+    row's ``status`` is ``ok`` with an HC in mm; ``known_ga_status`` says why not
+    otherwise (``invalid_ga``, ``ga_out_of_range``), and never changes ``status``."""
+    row["pregnancy"] = pregnancy or ""
+    for column in ("known_ga", "known_ga_source", "known_ga_status", "hc_zscore", "hc_centile", "hc_centile_flag"):
+        row[column] = ""
+    if known_ga is None:
+        return row
+    row.update(known_ga=known_ga.text, known_ga_source=known_ga.source, known_ga_status=known_ga.status)
+    if known_ga.usable and row.get("status") in MEASURED_STATUSES and row.get("hc_mm"):
+        size = hc_for_age(float(row["hc_mm"]), known_ga.days)
+        row.update(hc_zscore=_fmt(size.zscore, 3), hc_centile=_fmt(size.centile, 1), hc_centile_flag=size.flag)
     return row
+
+
+def hc_text(row: Mapping[str, str]) -> str:
+    """The HC of a measurements row as people read it: ``HC 176.4 mm (174.1-178.9)`` with
+    the interval when there is one, ``HC 812.3 px`` without a pixel size, else the status."""
+    def one(v):
+        return f"{float(v):.1f}"
+
+    if row.get("hc_mm"):
+        text = f"HC {one(row['hc_mm'])} mm"
+        if row.get("hc_low_mm") and row.get("hc_high_mm"):
+            text += f" ({one(row['hc_low_mm'])}-{one(row['hc_high_mm'])})"
+        return text
+    if row.get("hc_px"):
+        return f"HC {one(row['hc_px'])} px"
+    return row.get("status", "")
 
 
 def submission_row(row: Mapping[str, str]) -> dict[str, str]:
     """HC18 leaderboard row from a measurements row.
 
-    When no head was measured in mm (no detection, unreadable image, no pixel size)
+    A ``review`` row is written like an ``ok`` one. When no head was measured in mm (no
+    detection, unreadable image, no pixel size)
     the geometry columns are written as 0, so that the leaderboard file still has
     one row per test image; the reason stays in measurements.csv.
     """
-    if row.get("status") == "ok" and row.get("hc_mm"):
+    if row.get("status") in MEASURED_STATUSES and row.get("hc_mm"):
         return {c: row[c] for c in SUBMISSION_COLUMNS}
     out = {c: "0" for c in SUBMISSION_COLUMNS}
     out["filename"] = row["filename"]

@@ -173,13 +173,17 @@ def estimate_ga(hc_mm: float | None, formula: str = DEFAULT_FORMULA) -> GAEstima
         raise ValueError(f"unknown GA formula {formula!r}; choose one of {', '.join(FORMULAS)}") from None
     if hc_mm is None or not (math.isfinite(float(hc_mm)) and float(hc_mm) > 0):
         return GAEstimate(f.name, None, "no_hc", "no head circumference in mm")
-    days = f.days(hc_mm)
+    try:
+        days = f.days(hc_mm)
+    except OverflowError:  # an HC of kilometres (a pixel-size slip): far above any range
+        days = math.inf
     lo, hi = f.min_days, f.max_days
     if days < lo or days > hi:
         side = "below" if days < lo else "above"
         return GAEstimate(
             f.name, None, f"hc_{side}_range",
-            f"HC {float(hc_mm):.1f} mm gives {_fmt_wd(days)} weeks, {side} the {f.label} range "
+            f"HC {float(hc_mm):.1f} mm gives {_fmt_wd(days) if math.isfinite(days) else 'no'} weeks, "
+            f"{side} the {f.label} range "
             f"{_fmt_wd(lo)} to {_fmt_wd(hi)} weeks",
         )
     return GAEstimate(f.name, days, "ok", "", f.uncertainty_days(days))

@@ -7,19 +7,25 @@ connected component (:func:`fit_ellipse` with ``kind="filled"``).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from .ellipse import Ellipse, EllipseFitError, fit_ellipse
 
 __all__ = [
+    "MEASURED_STATUSES",
     "HeadMeasurement",
     "measure_head_from_mask",
     "measure_head_from_instances",
     "measure_head_from_mask_probs",
     "grid_to_image",
 ]
+
+
+#: Statuses of a row whose HC is written in full: ``ok``, and ``review`` (measured, but the
+#: evidence says a person should look before the number is used; see ``review_reason``).
+MEASURED_STATUSES = ("ok", "review")
 
 
 @dataclass(frozen=True)
@@ -33,6 +39,10 @@ class HeadMeasurement:
     mask: np.ndarray | None = None  # boolean (H, W) head mask that was fitted
     contour: np.ndarray | None = None  # (N, 2) boundary points (x, y) used for the fit, pixels
     box: tuple[float, float, float, float] | None = None  # detection box (x0, y0, x1, y1), continuous pixels
+    # What the models saw besides the ellipse, for the trust assessment
+    # (hcmeasure.measurement.trust): e.g. "second_score", "detector_area_px",
+    # "member_areas_px", "uncertain_fraction". Empty when nothing was recorded.
+    evidence: dict = field(default_factory=dict, compare=False)
 
 
 def measure_head_from_mask(mask: np.ndarray, score: float | None = None) -> HeadMeasurement:

@@ -17,7 +17,27 @@ import numpy as np
 
 from .ellipse import Ellipse, EllipseFitError, fit_ellipse_to_points
 
-__all__ = ["ellipse_in_mm", "fit_in_mm", "head_ellipse_in_mm"]
+__all__ = ["PLAUSIBLE_PIXEL_SIZE_MM", "pixel_size_problem", "ellipse_in_mm", "fit_in_mm", "head_ellipse_in_mm"]
+
+#: Pixel sizes (mm per pixel) accepted for ultrasound scans. HC18's are 0.05-1 mm; a
+#: value outside this range is a typo (a micron or a metre per pixel), not a scan.
+PLAUSIBLE_PIXEL_SIZE_MM = (0.01, 2.0)
+
+
+def pixel_size_problem(value_mm) -> str | None:
+    """Why ``value_mm`` (mm per pixel) cannot be used as a pixel size, or None when it can:
+    not finite, not positive, or outside :data:`PLAUSIBLE_PIXEL_SIZE_MM`."""
+    lo, hi = PLAUSIBLE_PIXEL_SIZE_MM
+    try:
+        v = float(value_mm)
+    except (TypeError, ValueError):
+        return f"pixel size {value_mm!r} is not a number"
+    if not math.isfinite(v) or v <= 0:
+        return f"pixel size {value_mm!r} is not a positive number"
+    if not lo <= v <= hi:
+        return (f"pixel size {v:g} mm is outside the plausible range {lo:g}-{hi:g} mm per pixel "
+                "(a typo or a unit slip?); correct it and measure this image again")
+    return None
 
 
 def ellipse_in_mm(ellipse: Ellipse, dx: float, dy: float) -> Ellipse:

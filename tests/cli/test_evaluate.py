@@ -36,7 +36,7 @@ def test_evaluate_fitted_annotations(fitted, tmp_path, capsys):
                "--json", str(out_json)])
     assert rc == 0
     table = capsys.readouterr().out
-    for word in ("MAD", "MSD", "median", "DSC", "HD (mm)", "failed"):
+    for word in ("MAD", "MSD", "median", "DSC", "HD (mm)", "failed", "BPD MAD", "OFD MAD"):
         assert word in table
     result = json.loads(out_json.read_text())
     s = result["summary"]
@@ -44,6 +44,9 @@ def test_evaluate_fitted_annotations(fitted, tmp_path, capsys):
     assert s["mean_abs_diff_mm"] < 0.1
     assert s["dice_mean"] > 0.99
     assert s["hausdorff_mm_mean"] < 0.1
+    # The fit of an annotation against its own reference: the diameters agree too.
+    assert s["bpd_mean_abs_diff_mm"] < 0.05 and s["ofd_mean_abs_diff_mm"] < 0.05
+    assert all(5 < r["truth_bpd_mm"] < r["truth_ofd_mm"] < 130 for r in result["per_image"])
     assert [r["filename"] for r in result["per_image"]] == NAMES
 
 

@@ -199,3 +199,28 @@ def test_fit_stops_on_wrong_csv_header_or_bad_options(tmp_path, capsys):
     assert "taken" in capsys.readouterr().err
     with pytest.raises(SystemExit):  # argparse: the two pixel-size options exclude each other
         main(["fit", str(folder), "--pixel-size", "0.1", "--pixel-size-csv", str(bad_csv), "--out", "o"])
+
+
+def test_fit_gives_bpd_ofd_and_the_centile_for_a_known_ga(tmp_path, capsys):
+    from hcmeasure.measurement.growth import hc_for_age
+
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    head = Ellipse(200.0, 150.0, 120.0, 100.0, 0.3)  # filled, 0.5 mm: OFD 120 mm, BPD 100 mm, HC 346 mm
+    save_mask(folder / "a.png", ellipse_mask(head, (300, 400)))
+    save_mask(folder / "b.png", ellipse_mask(head, (300, 400)))
+    sizes = tmp_path / "px.csv"
+    sizes.write_text("filename,pixel size(mm),ga,pregnancy\na.png,0.5,39+2,P2\nb.png,0.5,39+9,P2\n")
+    assert main(["fit", str(folder), "--pixel-size-csv", str(sizes), "--out", str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    rows = by_name(tmp_path / "out")
+    a, b = rows["a.png"], rows["b.png"]
+    assert float(a["ofd_mm"]) == pytest.approx(120.0, abs=0.1) and float(a["bpd_mm"]) == pytest.approx(100.0, abs=0.1)
+    assert float(a["cephalic_index"]) == pytest.approx(83.3, abs=0.1) and a["ci_flag"] == "brachycephaly"
+    assert (a["known_ga"], a["pregnancy"]) == ("39+2", "P2")
+    assert float(a["hc_centile"]) == pytest.approx(hc_for_age(float(a["hc_mm"]), 39 * 7 + 2).centile, abs=0.05)
+    # A malformed GA marks its own row only.
+    assert (b["status"], b["known_ga_status"], b["hc_centile"]) == ("ok", "invalid_ga", "") and b["bpd_mm"]
+    assert "b.png: the gestational age '39+9'" in err
+    assert main(["fit", str(folder), "--pixel-size", "0.5", "--ga", "39+9", "--out", str(tmp_path / "x")]) == 2
+    assert "--ga: '39+9' is not a gestational age in weeks+days" in capsys.readouterr().err

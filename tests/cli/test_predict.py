@@ -153,7 +153,7 @@ def test_the_real_model_path_runs_on_odd_inputs(tmp_path, tiny_checkpoint, capsy
     assert code == 0
     rows = _rows(tmp_path / "out")
     assert set(rows) == {"a.png", "b.png"}
-    assert {r["status"] for r in rows.values()} <= {"ok", "no_head_detected", "ellipse_fit_failed"}
+    assert {r["status"] for r in rows.values()} <= {"ok", "review", "no_head_detected", "ellipse_fit_failed"}
 
 
 @pytest.mark.parametrize("case", ["missing_input", "empty_folder", "only_text", "missing_model",
@@ -229,10 +229,10 @@ def test_an_overlay_that_cannot_be_written_is_reported_and_the_measurements_are_
 
     draw = predict_cli.draw_overlay
 
-    def draw_or_fail(gray, head, text):
+    def draw_or_fail(gray, head, text, *diameters):
         if gray[0, 0] == 7:  # the one scan marked below
             raise OSError("No space left on device")
-        return draw(gray, head, text)
+        return draw(gray, head, text, *diameters)
 
     monkeypatch.setattr(predict_cli, "draw_overlay", draw_or_fail)
     model, config = tiny_checkpoint
@@ -269,3 +269,122 @@ def test_files_are_read_one_ahead_in_order():
         assert started == [0, 1]
         assert list(results) == [10, 20, 30, 40]
     assert started == [0, 1, 2, 3, 4]
+
+
+@pytest.mark.parametrize("value", ["1e9", "nan", "inf", "-inf", "1e-6", "2.5"])
+def test_an_implausible_pixel_size_is_reported_in_its_row_and_the_other_rows_are_kept(
+        tmp_path, tiny_checkpoint, known_head, capsys, value):
+    """A metre, a micron, nan or inf per pixel is a typo: that row gets invalid_pixel_size with the
+    value and the plausible range in the warning; the row beside it is measured, GA included."""
+    model, config = tiny_checkpoint
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "bad.png")
+    _scan(scans / "good.png")
+    sizes = tmp_path / "sizes.csv"
+    sizes.write_text(f"filename,pixel size(mm)\nbad.png,{value}\ngood.png,0.15\n")
+    code, _, err = _run(["predict", scans, "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size-csv", sizes, "--no-overlays"], capsys)
+    assert code == 0
+    rows = _rows(tmp_path / "out")
+    assert rows["bad.png"]["status"] == "invalid_pixel_size" and rows["bad.png"]["hc_mm"] == ""
+    assert rows["good.png"]["status"] == "ok" and rows["good.png"]["ga_weeks"] != ""
+    warning = next(line for line in err.splitlines() if "bad.png" in line)
+    assert value.lstrip("-") in warning.lower() or f"{float(value):g}" in warning
+    if value not in ("nan", "inf", "-inf"):
+        assert "0.01-2 mm" in warning
+
+
+def test_an_implausible_pixel_size_flag_stops_the_run_before_measuring(tmp_path, tiny_checkpoint, capsys):
+    model, config = tiny_checkpoint
+    _scan(tmp_path / "a.png")
+    code, _, err = _run(["predict", tmp_path / "a.png", "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "1e9"], capsys)
+    assert code != 0 and "--pixel-size 1000000000.0" in err and "0.01-2 mm" in err
+    assert not (tmp_path / "out" / "measurements.csv").exists()
+
+
+def test_folder_entries_that_cannot_be_read_get_an_unreadable_image_row(
+        tmp_path, tiny_checkpoint, known_head, capsys):
+    """A dangling symbolic link (and, when not root, a file without read permission) is a row
+    with unreadable_image and a message naming it, never a silent skip."""
+    import os
+
+    model, config = tiny_checkpoint
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "good.png")
+    (scans / "gone.png").symlink_to(tmp_path / "deleted.png")
+    (scans / "gone_scan").symlink_to(tmp_path / "deleted")
+    expected = {"good.png": "ok", "gone.png": "unreadable_image", "gone_scan": "unreadable_image"}
+    if os.geteuid() != 0:  # root reads any file, so the permission case needs another user
+        _scan(scans / "locked.png")
+        (scans / "locked.png").chmod(0)
+        expected["locked.png"] = "unreadable_image"
+    code, _, err = _run(["predict", scans, "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "0.1", "--no-overlays"], capsys)
+    assert code == 0
+    assert {n: r["status"] for n, r in _rows(tmp_path / "out").items()} == expected
+    assert "gone.png: a symbolic link to" in err and "does not exist" in err
+    if "locked.png" in expected:
+        assert "locked.png: cannot be opened: permission denied" in err
+
+
+def _with_trust(tiny_checkpoint, tmp_path, calibration: dict):
+    """A copy of the tiny model's config that names a trust calibration JSON beside it."""
+    import json
+
+    from hcmeasure.predictor import load_config
+
+    model, config = tiny_checkpoint
+    cfg = load_config(config, device="cpu")
+    cfg.HCMEASURE.TRUST.CALIBRATION = "trust.json"
+    (tmp_path / "trust.json").write_text(json.dumps(calibration))
+    (tmp_path / "config.yaml").write_text(cfg.dump())
+    return model, tmp_path / "config.yaml"
+
+
+def test_every_measured_hc_gets_its_interval_columns_in_order(tmp_path, tiny_checkpoint, known_head, capsys):
+    model, config = _with_trust(tiny_checkpoint, tmp_path, {"q": 2.0, "intercept": 0.01})
+    _scan(tmp_path / "x.png")
+    code, out, _ = _run(["predict", tmp_path / "x.png", "--out", tmp_path / "out", "--model", model,
+                         "--config", config, "--pixel-size", "0.2"], capsys)
+    assert code == 0
+    row = _rows(tmp_path / "out")["x.png"]
+    low, hc, high = (float(row[k]) for k in ("hc_low_mm", "hc_mm", "hc_high_mm"))
+    assert low <= hc <= high
+    assert (low, high) == pytest.approx((hc * 0.98, hc * 1.02), abs=2e-3)
+    assert row["status"] == "ok" and row["review_reason"] == ""
+
+
+def test_a_head_cut_by_the_image_border_is_measured_in_full_and_flagged_for_review(
+        tmp_path, tiny_checkpoint, monkeypatch, capsys):
+    """status review: every column and the submission row are written, the reason is given,
+    the summary counts it and the report lists it first."""
+    from hcmeasure.predictor import HeadPredictor
+
+    cut = Ellipse(760.0, 270.0, 150.0, 100.0, 0.0)  # the right third of the outline is off the scan
+
+    def measure(self, inputs):
+        return [HeadMeasurement(KNOWN if i % 2 else cut, 0.99, 0.97, "ok") for i, _ in enumerate(inputs)]
+
+    monkeypatch.setattr(HeadPredictor, "measure", measure)
+    model, config = _with_trust(tiny_checkpoint, tmp_path, {"q": 2.0, "intercept": 0.01})
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    _scan(scans / "a_cut.png")
+    _scan(scans / "b_fine.png")
+    code, out, _ = _run(["predict", scans, "--out", tmp_path / "out", "--model", model, "--config", config,
+                         "--pixel-size", "0.2", "--batch-size", "2", "--report"], capsys)
+    assert code == 0
+    rows = _rows(tmp_path / "out")
+    flagged, fine = rows["a_cut.png"], rows["b_fine.png"]
+    assert flagged["status"] == "review" and flagged["review_reason"] == "ellipse_leaves_image"
+    assert flagged["hc_mm"] and flagged["hc_low_mm"] and flagged["ga_weeks"]
+    assert fine["status"] == "ok"
+    sub = (tmp_path / "out" / "submission.csv").read_text().splitlines()
+    assert sub[1].startswith("a_cut.png,") and sub[1] != "a_cut.png,0,0,0,0,0"
+    assert "1 review" in out and "1 ok" in out
+    report = (tmp_path / "out" / "report.html").read_text()
+    assert report.index("a_cut.png") < report.index("b_fine.png")
+    assert "review: ellipse leaves image" in report

@@ -264,7 +264,7 @@ def test_the_real_model_path_runs_on_dicom(tmp_path, tiny_checkpoint, study, cap
     assert code == 0, err
     rows = _rows(out)
     assert list(rows) == ["US1_UNCR.dcm", "aniso.dcm", "cine.dcm#1", "cine.dcm#2", "cine.dcm#3"]
-    assert {r["status"] for r in rows.values()} <= {"ok", "no_head_detected", "ellipse_fit_failed",
+    assert {r["status"] for r in rows.values()} <= {"ok", "review", "no_head_detected", "ellipse_fit_failed",
                                                     "missing_pixel_size"}
     assert rows["aniso.dcm"]["pixel_size_source"] == "dicom_us_region"
     assert (out / "report.html").read_text().count('<td class="file"') == 5

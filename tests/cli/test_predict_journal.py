@@ -203,7 +203,8 @@ def test_a_line_cut_short_is_ignored_then_cut_off_before_the_next_append(tmp_pat
         journal.append(FileRecord("c.png", rows=[{"filename": "c.png", "status": "ok"}], warnings=["w"]))
     assert [json.loads(line)["file"] for line in path.read_text().splitlines()] == ["a.png", "c.png"]
     assert JournalIndex(tmp_path).record("c.png") == {
-        "file": "c.png", "rows": [{"filename": "c.png", "status": "ok"}], "warnings": ["w"], "burned_in": False}
+        "file": "c.png", "rows": [{"filename": "c.png", "status": "ok"}], "warnings": ["w"], "burned_in": False,
+        "read": True}
 
 
 def test_a_process_that_cannot_see_out_as_process_0_wrote_it_is_told_why(tmp_path):

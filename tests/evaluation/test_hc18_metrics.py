@@ -20,7 +20,9 @@ from hcmeasure.evaluation.hc18 import (
     evaluate_measurements,
     hausdorff_mm,
     hc_differences,
+    image_metrics,
     reference_ellipse,
+    summarize,
 )
 from hcmeasure.io.tables import measurement_row, read_measurements_csv, read_reference_hc_csv
 from hcmeasure.measurement.ellipse import Ellipse, ellipse_mask
@@ -47,6 +49,23 @@ def test_hc_differences_small_and_bad_inputs():
     assert none["n"] == 0 and math.isnan(none["mean_abs_diff_mm"]) and math.isnan(none["median_abs_diff_mm"])
     with pytest.raises(ValueError):
         hc_differences([1.0, 2.0], [1.0])
+
+
+def test_bpd_and_ofd_are_compared_where_a_reference_ellipse_exists():
+    truth = Ellipse(200.0, 150.0, 100.0, 80.0, 0.3)
+    pred = Ellipse(201.0, 150.0, 110.0, 90.0, 0.3)
+    rec = image_metrics("a.png", 130.0, 128.0, pred_ellipse=pred, truth_ellipse=truth, shape=(300, 400),
+                        pixel_size_mm=0.2)
+    assert (rec["pred_bpd_mm"], rec["truth_bpd_mm"]) == pytest.approx((36.0, 32.0))
+    assert (rec["pred_ofd_mm"], rec["truth_ofd_mm"]) == pytest.approx((44.0, 40.0))
+    assert (rec["bpd_diff_mm"], rec["ofd_diff_mm"]) == pytest.approx((4.0, 4.0))
+    smaller = image_metrics("b.png", 120.0, 128.0, pred_ellipse=Ellipse(200.0, 150.0, 95.0, 79.0, 0.3),
+                            truth_ellipse=truth, shape=(300, 400), pixel_size_mm=0.2)
+    s = summarize([rec, smaller, image_metrics("c.png", 100.0, 101.0)])  # c: no reference ellipse
+    assert s["bpd_mean_abs_diff_mm"] == pytest.approx((4.0 + 0.4) / 2)
+    assert s["bpd_mean_diff_mm"] == pytest.approx((4.0 - 0.4) / 2)
+    assert s["ofd_mean_abs_diff_mm"] == pytest.approx((4.0 + 2.0) / 2)
+    assert image_metrics("c.png", 100.0, 101.0)["bpd_diff_mm"] is None
 
 
 def test_dice():
@@ -221,6 +240,12 @@ def test_evaluator_scaled_prediction_gives_the_expected_errors(hc18_cases):
     hd_low = np.mean([0.1 * e.b * rec["pixel_size_mm"] for rec, e in hc18_cases])
     hd_high = np.mean([0.1 * e.a * rec["pixel_size_mm"] for rec, e in hc18_cases])
     assert hd_low - 0.01 <= res["HD_mm"] <= hd_high + 0.01
+    # Diameters 1.1 times the reference: BPD and OFD off by 0.1 of the reference's 2b and 2a
+    # (to within the refit of the predicted mask, as for HC above).
+    assert res["BPD_MAD_mm"] == pytest.approx(np.mean([0.2 * e.b * rec["pixel_size_mm"] for rec, e in hc18_cases]),
+                                              abs=0.02)
+    assert res["OFD_MAD_mm"] == pytest.approx(np.mean([0.2 * e.a * rec["pixel_size_mm"] for rec, e in hc18_cases]),
+                                              abs=0.02)
 
 
 @pytest.mark.shared

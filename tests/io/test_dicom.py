@@ -184,3 +184,30 @@ def test_real_jpeg_baseline_decodes_and_an_unsupported_syntax_says_so():
     assert exc.value.reason == "unsupported_transfer_syntax"
     assert "JPEG Lossless" in str(exc.value) and "supported here: " in str(exc.value)
     assert "JPEG Baseline (Process 1)" in str(exc.value)
+
+
+def test_a_known_ga_is_counted_from_the_last_menstrual_date_to_the_scan_date(tmp_path, real_us):
+    # LMP 2026-01-01, acquired 2026-08-13: 224 days = 32+0 (AcquisitionDate wins over StudyDate).
+    p = write_us_dicom(tmp_path / "lmp.dcm", _noise((20, 20)),
+                       extra={"LastMenstrualDate": "20260101", "AcquisitionDate": "20260813"})
+    (frame,) = read_dicom(p)
+    assert (frame.known_ga.days, frame.known_ga.text, frame.known_ga.source) == (224, "32+0", "dicom_lmp")
+    assert frame.known_ga.status == "ok"
+    # Without AcquisitionDate the StudyDate (2026-01-01 in the helper) is used: 0 days, outside 14-40 weeks.
+    (early,) = read_dicom(write_us_dicom(tmp_path / "early.dcm", _noise((20, 20)),
+                                         extra={"LastMenstrualDate": "20260101"}))
+    assert early.known_ga.status == "ga_out_of_range" and early.known_ga.days == 0
+    # A date that cannot be read marks the GA invalid and repeats no date.
+    (bad,) = read_dicom(write_us_dicom(tmp_path / "bad.dcm", _noise((20, 20)),
+                                       extra={"LastMenstrualDate": "2026XX01"}))
+    assert bad.known_ga.status == "invalid_ga" and "2026" not in bad.known_ga.message + bad.known_ga.text
+    # No LMP, no known GA (the real files carry none).
+    assert read_dicom(real_us[0])[0].known_ga is None
+
+
+def test_jpeg_ls_decodes_with_the_pyjpegls_that_highdicom_brings():
+    from pydicom.data import get_testdata_file
+
+    assert "JPEG-LS Lossless Image Compression" in supported_transfer_syntaxes()
+    (frame,) = read_dicom(get_testdata_file("MR_small_jpeg_ls_lossless.dcm"))  # shipped with pydicom
+    assert frame.gray.shape == (64, 64) and frame.gray.dtype == np.uint8 and frame.gray.max() > 0

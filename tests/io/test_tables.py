@@ -58,7 +58,9 @@ def test_pixel_size_csv_accepts_the_training_csv(tmp_path):
 @pytest.mark.parametrize(
     "text,what",
     [("abc", "not a number"), ("", "not a number"), ("0", "not a positive"), ("-0.1", "not a positive"),
-     ("nan", "not a positive"), ("inf", "not a positive")],
+     ("nan", "not a positive"), ("inf", "not a positive"),
+     ("1e9", "outside the plausible range 0.01-2 mm"), ("0.0001", "outside the plausible range 0.01-2 mm"),
+     ("2.5", "pixel size 2.5 mm is outside")],
 )
 def test_bad_pixel_size_is_kept_as_an_error(tmp_path, text, what):
     p = write(tmp_path / "px.csv", f"{TEST_HEADER}\nbad.png,{text}\ngood.png,0.2\n")
@@ -252,3 +254,58 @@ def test_written_numbers_round_trip_closely(tmp_path):
     hc = ramanujan_perimeter(ELLIPSE.a, ELLIPSE.b) * 0.0691358041432
     assert math.isclose(float(back["hc_mm"]), hc, abs_tol=5e-4)
     assert math.isclose(float(back["pixel_size_mm"]), 0.0691358041432, rel_tol=1e-9)
+
+
+# --------------------------------------------------------------------------- biometry and known GA
+
+
+def test_biometry_columns_come_from_the_mm_ellipse():
+    row = measurement_row("a.png", ELLIPSE, 0.1, status="ok")
+    assert float(row["ofd_mm"]) == pytest.approx(24.0) and float(row["bpd_mm"]) == pytest.approx(19.0)
+    assert float(row["cephalic_index"]) == pytest.approx(100 * 19 / 24, abs=0.005)
+    assert row["ci_flag"] == "within"
+    assert float(row["bpd_outer_inner_est_mm"]) == pytest.approx(-0.403458 + 0.9714153 * 19.0, abs=1e-3)
+    # Non-square pixels: the mm ellipse's axes, not the pixel ones times a factor.
+    mm = Ellipse(30.0, 26.0, 25.0, 15.0, 0.4)
+    row = measurement_row("b.dcm", ELLIPSE, 0.2, pixel_size_y_mm=0.1, ellipse_mm=mm, status="ok")
+    assert (float(row["ofd_mm"]), float(row["bpd_mm"])) == (50.0, 30.0)
+    assert float(row["cephalic_index"]) == 60.0 and row["ci_flag"] == "dolichocephaly"
+    # No pixel size: no diameters in mm either.
+    row = measurement_row("c.png", ELLIPSE, None, status="missing_pixel_size")
+    assert row["bpd_mm"] == row["ofd_mm"] == row["cephalic_index"] == row["ci_flag"] == ""
+
+
+def test_known_ga_gives_a_centile_only_for_a_usable_age_and_an_ok_row():
+    from hcmeasure.measurement.growth import hc_for_age, known_ga
+
+    head = Ellipse(400.0, 270.0, 150.0, 120.0, 0.0)  # HC 0.2 mm * 851.4 px = 170.3 mm
+    row = measurement_row("a.png", head, 0.2, status="ok", known_ga=known_ga("20+0", "ga_arg"), pregnancy="P1")
+    expected = hc_for_age(float(row["hc_mm"]), 140)
+    assert (row["known_ga"], row["known_ga_source"], row["known_ga_status"]) == ("20+0", "ga_arg", "ok")
+    assert float(row["hc_centile"]) == pytest.approx(expected.centile, abs=0.05)
+    assert float(row["hc_zscore"]) == pytest.approx(expected.zscore, abs=5e-4)
+    assert row["hc_centile_flag"] == "within" and row["pregnancy"] == "P1"
+    # Outside the standard, malformed, or a failed measurement: no centile, status unchanged.
+    for ga, status in ((known_ga("41+0", "ga_csv"), "ok"), (known_ga("4x", "ga_csv"), "ok"),
+                       (known_ga("20+0", "ga_csv"), "missing_pixel_size")):
+        r = measurement_row("b.png", head, 0.2 if status == "ok" else None, status=status, known_ga=ga)
+        assert r["hc_centile"] == r["hc_zscore"] == r["hc_centile_flag"] == "" and r["status"] == status
+    assert measurement_row("b.png", head, 0.2, known_ga=known_ga("41+0", "ga_csv"))["known_ga_status"] == \
+        "ga_out_of_range"
+    failed = measurement_row("c.png", None, None, status="unreadable_image", known_ga=known_ga("4x", "ga_csv"))
+    assert (failed["known_ga"], failed["known_ga_status"]) == ("4x", "invalid_ga")
+
+
+def test_scan_info_columns_of_the_pixel_size_csv(tmp_path):
+    from hcmeasure.io.tables import ScanInfo, read_scan_info_csv
+
+    p = write(tmp_path / "px.csv", "filename,pixel size(mm),GA,pregnancy\n"
+                                   "a.png,0.1,32+4,P1\nb.dcm,,20+1,P1\nc.png,0.2,,\nd.dcm#2,,4x,\n")
+    assert read_scan_info_csv(p) == {"a.png": ScanInfo("32+4", "P1"), "b.dcm": ScanInfo("20+1", "P1"),
+                                     "d.dcm#2": ScanInfo("4x", "")}
+    # A row given only for its GA gives no pixel size (the DICOM file keeps its own) ...
+    assert read_pixel_size_csv(p) == {"a.png": PixelSize(0.1), "c.png": PixelSize(0.2)}
+    # ... while an empty pixel size without anything else is still reported as bad.
+    bare = write(tmp_path / "bare.csv", f"{TEST_HEADER},ga\ne.png,,\n")
+    assert read_pixel_size_csv(bare)["e.png"].error and read_scan_info_csv(bare) == {}
+    assert read_scan_info_csv(write(tmp_path / "plain.csv", f"{TEST_HEADER}\na.png,0.1\n")) == {}

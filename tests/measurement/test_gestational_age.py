@@ -142,3 +142,10 @@ def test_intergrowth_uncertainty_grows_from_7_to_14_days():
     assert estimate_ga(175.0).uncertainty_days == pytest.approx(7.0 + 7.0 * (141.55 - 98) / 84, abs=0.01)
     assert estimate_ga(237.5).uncertainty_days == pytest.approx(13.9, abs=0.05)    # 25+6
     assert estimate_ga(250.0).uncertainty_days is None  # no GA, no interval
+
+
+def test_an_hc_of_kilometres_is_above_the_range_not_an_overflow():
+    """A pixel size of 1e9 mm gives an HC whose GA equation overflows; that is a status."""
+    for formula in ("intergrowth", "hadlock"):
+        ga = estimate_ga(1e12, formula)
+        assert ga.status == "hc_above_range" and ga.days is None

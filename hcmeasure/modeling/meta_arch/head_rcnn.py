@@ -52,6 +52,18 @@ def average_ellipses(ellipses: list[Ellipse]) -> Ellipse:
     return Ellipse.normalized(cx, cy, a, b, 0.5 * math.atan2(s, c))
 
 
+def _second_score(raw: Instances, best: int) -> float:
+    """Score of the best detection other than ``best`` whose box overlaps it by IoU < 0.5
+    (0 when there is none)."""
+    from detectron2.structures import pairwise_iou
+
+    if len(raw) < 2:
+        return 0.0
+    iou = pairwise_iou(raw.pred_boxes[best:best + 1], raw.pred_boxes)[0]
+    others = (iou < 0.5) & (torch.arange(len(raw), device=iou.device) != best)
+    return float(raw.scores[others].max()) if bool(others.any()) else 0.0
+
+
 @META_ARCH_REGISTRY.register()
 class HeadRCNN(GeneralizedRCNN):
     @configurable
@@ -83,13 +95,21 @@ class HeadRCNN(GeneralizedRCNN):
         box = raw.pred_boxes.tensor[best].detach().cpu().numpy().astype(np.float64)
         box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
         box = tuple(float(v) for v in box)
-        if not self.fit_ellipses:
-            return HeadMeasurement(None, score, None, "not_measured", box=box)
         probs = raw.pred_masks[best, 0].detach().float().cpu().numpy()
+        evidence = {
+            # The best other detection that is not the same head (box IoU < 0.5): a second
+            # head-like structure in the scan.
+            "second_score": _second_score(raw, best),
+            # The detector's own head area (its RoI mask above threshold), for comparison
+            # with the refined ellipse.
+            "detector_area_px": float((probs > self.mask_threshold).mean() * (box[2] - box[0]) * (box[3] - box[1])),
+        }
+        if not self.fit_ellipses:
+            return HeadMeasurement(None, score, None, "not_measured", box=box, evidence=evidence)
         head = measure_head_from_mask_probs(
             probs, box, output_hw, score=score, mask_threshold=self.mask_threshold
         )
-        return dataclasses.replace(head, box=box)
+        return dataclasses.replace(head, box=box, evidence=evidence)
 
     def inference(self, batched_inputs, detected_instances=None, do_postprocess=True):
         if not do_postprocess or detected_instances is not None:
@@ -128,7 +148,8 @@ class HeadRCNN(GeneralizedRCNN):
             if flipped.box is not None:
                 x0, y0, x1, y1 = flipped.box
                 box = (width - x1, y0, width - x0, y1)
-            return HeadMeasurement(mirrored, flipped.score, flipped.fit_iou, flipped.status, box=box)
+            return HeadMeasurement(mirrored, flipped.score, flipped.fit_iou, flipped.status, box=box,
+                                   evidence=flipped.evidence)
         ellipse = average_ellipses([head.ellipse, mirrored])
         ious = [v for v in (head.fit_iou, flipped.fit_iou) if v is not None]
         return HeadMeasurement(
@@ -139,4 +160,5 @@ class HeadRCNN(GeneralizedRCNN):
             None,
             head.contour,
             head.box,
+            evidence=head.evidence,
         )

@@ -1,0 +1,303 @@
+#!/usr/bin/env python
+"""Out-of-fold figures of the five-fold cross-validation over every labelled HC18 image,
+and the trust calibration (interval and review rules) fitted on them.
+
+    # 1. each fold's images measured by that fold's models (tools/train_cv.py trained them)
+    .venv/bin/python benchmarks/hc18_cv.py predict --folds 0 1 2 3 4
+    # 2. the five folds' rows into the committed CSV
+    .venv/bin/python benchmarks/hc18_cv.py collect
+    # 3. figures, interval coverage and review catch rate, from the committed CSV alone
+    .venv/bin/python benchmarks/hc18_cv.py report [--write-calibration hcmeasure/model_zoo/.../trust.json]
+
+``predict`` measures ``hc18_cv5_f{k}_val`` with the detector and head refiner trained on
+the other four folds (``OUTPUT_ROOT/f{k}/{detector,head_refiner}/model_final.pth``), so
+neither the box nor the outline of any image comes from a model that saw it. ``--model-dir
+DIR`` measures instead with a published model (its ``config.yaml``), e.g. the shipped
+default on fold 4, which it never trained on. Rows: reference and measured HC, Dice and
+Hausdorff distance against the annotation ellipse, and the trust features
+(hcmeasure.measurement.trust).
+
+``report`` is cross-fitted: for each fold, the interval's sigma model and conformal
+quantile and the review rules are chosen on the other four folds' rows and applied to
+this fold's, so the coverage, width and catch rate it prints are for images that no choice
+was made on. ``--write-calibration`` then fits them once on all rows, for shipping.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_OOF = REPO / "benchmarks/results/hc18_cv5_oof.csv"
+BANDS_MM = ((0, 100), (100, 200), (200, 250), (250, 1e9))
+COLUMNS = [
+    "filename", "fold", "exam_id", "pixel_size_mm", "truth_hc_mm", "hc_mm", "diff_mm", "status", "dice",
+    "hausdorff_mm", "center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", "angle_rad", "models",
+]
+
+
+def _fold_models(output_root: Path, fold: int):
+    det = output_root / f"f{fold}" / "detector"
+    ref = output_root / f"f{fold}" / "head_refiner"
+    for p in (det / "model_final.pth", ref / "model_final.pth"):
+        if not p.is_file():
+            raise SystemExit(f"{p}: not trained yet; run tools/train_cv.py --folds {fold}")
+    return (det / "config.yaml", det / "model_final.pth", (ref / "config.yaml", [ref / "model_final.pth"]))
+
+
+def predict(args) -> int:
+    from hcmeasure.data.hc18 import fold_of, load_hc18_dicts
+    from hcmeasure.evaluation.hc18 import image_metrics
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.measurement.ellipse import Ellipse, ramanujan_perimeter
+    from hcmeasure.measurement.trust import FEATURE_NAMES, trust_features
+    from hcmeasure.predictor import HeadPredictor, torch_threads_from_env
+
+    torch_threads_from_env()
+    args.out_dir.mkdir(parents=True, exist_ok=True)
+    for fold in args.folds:
+        if args.model_dir:
+            predictor = HeadPredictor(args.model_dir / "config.yaml", args.model_dir / "model_final.pth", device="cpu")
+            models = str(args.model_dir.relative_to(REPO) if args.model_dir.is_relative_to(REPO) else args.model_dir)
+        else:
+            det_cfg, det_w, refiner = _fold_models(args.output_root, fold)
+            predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner)
+            models = f"cv5 fold {fold} detector + head refiner"
+        dicts = load_hc18_dicts(split=f"cv5_f{fold}_val")
+        if args.limit:
+            dicts = dicts[: args.limit]
+        rows, start = [], time.perf_counter()
+        for d in dicts:
+            gray = read_scan(d["file_name"])
+            head = predictor([gray])[0]
+            name = Path(d["file_name"]).name
+            truth = Ellipse(**d["ellipse"])
+            row = {"filename": name, "fold": fold_of(name), "exam_id": d["exam_id"],
+                   "pixel_size_mm": d["pixel_size_mm"], "truth_hc_mm": d["hc_mm"], "status": head.status,
+                   "models": models}
+            if head.ellipse is not None and head.status == "ok":
+                hc = ramanujan_perimeter(head.ellipse.a, head.ellipse.b) * d["pixel_size_mm"]
+                m = image_metrics(name, hc, d["hc_mm"], pred_ellipse=head.ellipse, truth_ellipse=truth,
+                                  shape=gray.shape, pixel_size_mm=d["pixel_size_mm"])
+                e = head.ellipse
+                row.update(hc_mm=hc, diff_mm=m["diff_mm"], dice=m["dice"], hausdorff_mm=m["hausdorff_mm"],
+                           center_x_px=e.cx, center_y_px=e.cy, semi_axes_a_px=e.a, semi_axes_b_px=e.b,
+                           angle_rad=e.angle)
+                row.update(trust_features(head, gray, hc))
+            rows.append(row)
+        seconds = time.perf_counter() - start
+        path = args.out_dir / f"f{fold}.csv"
+        _write_csv(path, rows)
+        diffs = np.array([r["diff_mm"] for r in rows if r.get("diff_mm") is not None])
+        print(f"fold {fold}: {len(rows)} images in {seconds:.0f} s, MAD {np.abs(diffs).mean():.3f} mm "
+              f"({len(diffs)} measured) -> {path}", flush=True)
+    return 0
+
+
+def _fmt(v):
+    if v is None or v == "":
+        return ""
+    if isinstance(v, float):
+        return "" if not math.isfinite(v) else f"{v:.6g}"
+    return str(v)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    from hcmeasure.io.tables import write_csv_atomic
+    from hcmeasure.measurement.trust import FEATURE_NAMES
+
+    write_csv_atomic(path, COLUMNS + list(FEATURE_NAMES), [{k: _fmt(v) for k, v in r.items()} for r in rows])
+
+
+def collect(args) -> int:
+    rows = []
+    for fold in range(5):
+        path = args.out_dir / f"f{fold}.csv"
+        if not path.is_file():
+            print(f"warning: {path} missing: fold {fold} is not in the collected CSV", file=sys.stderr)
+            continue
+        with open(path, newline="") as f:
+            rows += list(csv.DictReader(f))
+    from hcmeasure.io.tables import write_csv_atomic
+    from hcmeasure.measurement.trust import FEATURE_NAMES
+
+    write_csv_atomic(args.oof, COLUMNS + list(FEATURE_NAMES), rows)
+    print(f"{len(rows)} rows -> {args.oof}")
+    return 0
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def _load_oof(path: Path) -> list[dict]:
+    from hcmeasure.measurement.trust import FEATURE_NAMES
+
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = []
+    for r in rows:
+        rec = {"filename": r["filename"], "fold": int(r["fold"]), "status": r["status"],
+               "truth_hc_mm": float(r["truth_hc_mm"])}
+        for k in ("hc_mm", "diff_mm", "dice", "hausdorff_mm", *FEATURE_NAMES):
+            rec[k] = float(r[k]) if r.get(k) not in (None, "") else float("nan")
+        out.append(rec)
+    return out
+
+
+def accuracy_table(rows: list[dict]) -> dict:
+    """MAD, median, MSD, DSC, HD overall and by reference-HC band; an image without a
+    measurement counts with its reference HC as the error (HC18's leaderboard counts
+    every image)."""
+    def stats(sub):
+        d = np.array([r["diff_mm"] if math.isfinite(r["diff_mm"]) else -r["truth_hc_mm"] for r in sub])
+        dsc = np.array([r["dice"] if math.isfinite(r["dice"]) else 0.0 for r in sub])
+        hd = np.array([r["hausdorff_mm"] for r in sub if math.isfinite(r["hausdorff_mm"])])
+        return {"n": len(sub), "mad_mm": float(np.abs(d).mean()) if len(d) else None,
+                "sd_abs_mm": float(np.abs(d).std(ddof=1)) if len(d) > 1 else None,
+                "median_abs_mm": float(np.median(np.abs(d))) if len(d) else None,
+                "msd_mm": float(d.mean()) if len(d) else None, "sd_mm": float(d.std(ddof=1)) if len(d) > 1 else None,
+                "dice_pct": 100 * float(dsc.mean()) if len(dsc) else None,
+                "hd_mm": float(hd.mean()) if len(hd) else None,
+                "n_not_measured": sum(1 for r in sub if not math.isfinite(r["diff_mm"]))}
+    table = {"all": stats(rows)}
+    for lo, hi in BANDS_MM:
+        name = f"{lo}-{hi}" if hi < 1e8 else f">{lo}"
+        table[name] = stats([r for r in rows if lo <= r["truth_hc_mm"] < hi])
+    return table
+
+
+def trust_table(rows: list[dict], coverage: float = 0.9) -> dict:
+    """Cross-fitted interval and review figures: fold k's rows get the calibration fitted on
+    the other folds' rows. Unmeasured images are flagged by their status, not by a rule."""
+    from hcmeasure.measurement.trust import fit_trust_calibration
+
+    folds = sorted({r["fold"] for r in rows})
+    per_fold, scored = {}, []
+    for k in folds:
+        train = [r for r in rows if r["fold"] != k and math.isfinite(r["hc_mm"])]
+        test = [r for r in rows if r["fold"] == k]
+        cal = fit_trust_calibration(train, coverage=coverage)
+        covered, widths, flagged = [], [], []
+        for r in test:
+            if not math.isfinite(r["hc_mm"]):
+                scored.append(dict(r, flagged=True, covered=False, width=float("nan"), reasons=[r["status"]]))
+                continue
+            lo, hi = cal.interval(r["hc_mm"], r)
+            reasons = cal.review_reasons(r)
+            rec = dict(r, covered=lo <= r["truth_hc_mm"] <= hi, width=hi - lo, flagged=bool(reasons), reasons=reasons)
+            scored.append(rec)
+            covered.append(rec["covered"])
+            widths.append(rec["width"])
+            flagged.append(rec["flagged"])
+        per_fold[k] = {"n": len(test), "coverage_pct": 100 * float(np.mean(covered)),
+                       "mean_width_mm": float(np.mean(widths)), "flag_pct": 100 * float(np.mean(flagged)),
+                       "q": cal.q, "rules": [ru.to_json() for ru in cal.rules]}
+    measured = [r for r in scored if math.isfinite(r["hc_mm"])]
+    err = np.array([abs(r["diff_mm"]) for r in measured])
+    flag = np.array([r["flagged"] for r in measured])
+    out = {"coverage_target_pct": 100 * coverage, "per_fold": per_fold,
+           "coverage_pct": 100 * float(np.mean([r["covered"] for r in measured])),
+           "mean_width_mm": float(np.mean([r["width"] for r in measured])),
+           "median_width_mm": float(np.median([r["width"] for r in measured])),
+           "flag_pct": 100 * float(np.mean([r["flagged"] for r in scored])), "catch": {}}
+    for limit in (5.0, 10.0):
+        big = err > limit
+        out["catch"][f">{limit:g}mm"] = {"n": int(big.sum()), "flagged": int((big & flag).sum()),
+                                         "catch_pct": 100 * float((big & flag).sum() / big.sum()) if big.any() else None}
+    unflagged = [r for r in scored if not r["flagged"]]
+    out["unflagged"] = accuracy_table(unflagged)["all"] if unflagged else None
+    reasons = {}
+    for r in scored:
+        for why in r["reasons"]:
+            reasons[why] = reasons.get(why, 0) + 1
+    out["reasons"] = reasons
+    out["worst"] = [{"filename": r["filename"], "fold": r["fold"], "truth_hc_mm": r["truth_hc_mm"],
+                     "diff_mm": r["diff_mm"], "flagged": r["flagged"], "reasons": r["reasons"]}
+                    for r in sorted(measured, key=lambda r: -abs(r["diff_mm"]))[:20]]
+    return out
+
+
+def _print_accuracy(table: dict) -> None:
+    print(f"{'band (mm)':<10} {'n':>4} {'MAD':>6} {'±SD':>6} {'median':>7} {'MSD':>6} {'DSC %':>6} {'HD':>5}")
+    for band, s in table.items():
+        if not s["n"]:
+            continue
+        print(f"{band:<10} {s['n']:>4} {s['mad_mm']:>6.2f} {s['sd_abs_mm'] or 0:>6.2f} {s['median_abs_mm']:>7.2f} "
+              f"{s['msd_mm']:>+6.2f} {s['dice_pct']:>6.2f} {s['hd_mm'] or float('nan'):>5.2f}")
+
+
+def report(args) -> int:
+    from hcmeasure.measurement.trust import fit_trust_calibration
+
+    rows = _load_oof(args.oof)
+    folds = sorted({r["fold"] for r in rows})
+    result = {"oof_csv": str(args.oof.relative_to(REPO) if args.oof.is_relative_to(REPO) else args.oof),
+              "folds": folds, "command": " ".join(["benchmarks/hc18_cv.py"] + sys.argv[1:]),
+              "accuracy": accuracy_table(rows)}
+    print(f"out-of-fold accuracy, {len(rows)} images, folds {folds}")
+    _print_accuracy(result["accuracy"])
+    if len(folds) > 1:
+        trust = trust_table(rows)
+        result["trust"] = trust
+        print(f"\n90 % interval (cross-fitted by fold): coverage {trust['coverage_pct']:.1f} %, "
+              f"mean width {trust['mean_width_mm']:.2f} mm (median {trust['median_width_mm']:.2f})")
+        for k, f in trust["per_fold"].items():
+            print(f"  fold {k}: coverage {f['coverage_pct']:.1f} %, width {f['mean_width_mm']:.2f} mm, "
+                  f"flagged {f['flag_pct']:.1f} %")
+        print(f"review flag: {trust['flag_pct']:.1f} % of images flagged; " + ", ".join(
+            f"{k}: {v['flagged']}/{v['n']}" for k, v in trust["catch"].items()))
+        print("reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(trust["reasons"].items(), key=lambda kv: -kv[1])))
+        if trust["unflagged"]:
+            u = trust["unflagged"]
+            print(f"unflagged images: n {u['n']}, MAD {u['mad_mm']:.2f} mm, DSC {u['dice_pct']:.2f} %")
+    else:
+        print("(the interval and the review flag are cross-fitted over folds: they need two folds or more)")
+    if args.json:
+        from hcmeasure.io.tables import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(result, indent=1, default=float) + "\n").encode())
+        print(f"-> {args.json}")
+    if args.write_calibration:
+        from hcmeasure.io.tables import atomic_write_bytes
+
+        measured = [r for r in rows if math.isfinite(r["hc_mm"])]
+        cal = fit_trust_calibration(measured, source=f"{result['oof_csv']} ({len(measured)} out-of-fold images)")
+        atomic_write_bytes(args.write_calibration, (json.dumps(cal.to_json(), indent=1) + "\n").encode())
+        print(f"calibration on all rows (q {cal.q:.3f}, {len(cal.rules)} rules) -> {args.write_calibration}")
+    return 0
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    pp = sub.add_parser("predict", help="measure each fold's images with that fold's models")
+    pp.add_argument("--folds", type=int, nargs="+", default=list(range(5)), choices=range(5))
+    pp.add_argument("--output-root", type=Path, default=REPO / "output/cv5", help="where tools/train_cv.py trained")
+    pp.add_argument("--model-dir", type=Path, default=None, help="measure with this published model instead")
+    pp.add_argument("--out-dir", type=Path, default=REPO / "output/cv5/oof", help="per-fold CSVs go here")
+    pp.add_argument("--limit", type=int, default=0, help="only the first N images of each fold (0 = all)")
+    pc = sub.add_parser("collect", help="the per-fold CSVs into one")
+    pc.add_argument("--out-dir", type=Path, default=REPO / "output/cv5/oof")
+    pc.add_argument("--oof", type=Path, default=DEFAULT_OOF)
+    pr = sub.add_parser("report", help="figures, interval and review flag from the out-of-fold CSV")
+    pr.add_argument("--oof", type=Path, default=DEFAULT_OOF)
+    pr.add_argument("--json", type=Path, default=None, help="write the figures here too")
+    pr.add_argument("--write-calibration", type=Path, default=None,
+                    help="fit the interval and the review rules on every row and write the JSON here")
+    args = p.parse_args(argv)
+    if args.cmd == "predict":
+        return predict(args)
+    if args.cmd == "collect":
+        return collect(args)
+    return report(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

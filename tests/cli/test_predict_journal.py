@@ -213,3 +213,20 @@ def test_a_process_that_cannot_see_out_as_process_0_wrote_it_is_told_why(tmp_pat
     assert check_run_id(tmp_path, "abc", rank=1) is None
     message = check_run_id(tmp_path, "def", rank=1)
     assert "process 1" in message and "shared file system" in message
+
+
+def test_dicom_srs_cover_the_files_of_earlier_runs_too(folder, tmp_path, tiny_hc_model, measured_sizes):
+    pytest.importorskip("highdicom")
+    full, cut = tmp_path / "full", tmp_path / "cut"
+    assert _predict(folder, full, tiny_hc_model, "--dicom-sr") == 0
+    assert _predict(folder, cut, tiny_hc_model, "--dicom-sr") == 0
+    srs = sorted(p.name for p in (full / "sr").iterdir())
+    assert srs == [f"s2_cine_frame{i}_sr.dcm" for i in (1, 2, 3)]
+    journal = cut / "journal" / "rows-rank0.jsonl"
+    journal.write_bytes(b"".join(journal.read_bytes().splitlines(keepends=True)[:4]))  # up to the cine
+    for p in (cut / "sr").iterdir():
+        p.unlink()
+    measured_sizes.clear()
+    assert _predict(folder, cut, tiny_hc_model, "--dicom-sr", "--resume") == 0
+    assert (240, 320) not in measured_sizes  # the cine came from the journal ...
+    assert sorted(p.name for p in (cut / "sr").iterdir()) == srs  # ... and still has its SRs

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hcmeasure-installed
 
-.PHONY: install test demo doctor val-benchmark speed-benchmark browser-test tiled-memory clean browser-deps dicom-deps
+.PHONY: install test demo doctor val-benchmark speed-benchmark scale-benchmark browser-test tiled-memory clean browser-deps dicom-deps
 
 install: $(STAMP)
 
@@ -58,6 +58,11 @@ val-benchmark: $(STAMP)
 
 speed-benchmark: $(STAMP)
 	$(BIN)/python benchmarks/predict_speed.py --n 47
+
+# Memory of predict against the number of files: 3000 links to the HC18 test scans
+# (3000 x predict's s/image); writes benchmarks/results/predict_scale_3000.json.
+scale-benchmark: $(STAMP)
+	$(BIN)/python benchmarks/predict_scale.py --n 3000
 
 # Browser-side prediction (web/): npm packages, then the headless-Chromium test
 # (needs Debian's chromium at /usr/bin/chromium or $$CHROMIUM; screenshot in web/test-output/).

@@ -4,12 +4,18 @@
     python tools/train_net.py --config-file configs/HC18/mask_rcnn_effnet_lite0_FPN.yaml
     python tools/train_net.py --config-file ... --eval-only MODEL.WEIGHTS output/.../model_final.pth
     python tools/train_net.py --config-file ... --num-gpus 8          # multi-GPU via launch()
+    python tools/train_net.py --config-file ... --num-gpus 2          # on a CPU: 2 processes (gloo)
     python tools/train_net.py --config-file ... --resume              # continue from last_checkpoint
 
 Evaluators come from each dataset's ``evaluator_type`` in the MetadataCatalog
 (hcmeasure.evaluation.registry): "hc18" -> HC18Evaluator (HC MAD/MSD in mm, Dice,
 Hausdorff) plus COCOEvaluator; "sem_seg" -> SemSegEvaluator (mIoU).
+
+Several processes (``--num-gpus N``, ``--num-machines``, ``--machine-rank``,
+``--dist-url``) go through Detectron2's ``launch``: NCCL and one process per GPU on
+GPUs, gloo and N processes on CPUs (see ``Trainer.__init__``).
 """
+import logging
 import os
 import weakref
 
@@ -23,7 +29,15 @@ from detectron2.data import (
     build_detection_test_loader,
     build_detection_train_loader,
 )
-from detectron2.engine import DefaultTrainer, default_argument_parser, default_setup, launch
+from detectron2.engine import (
+    AMPTrainer,
+    DefaultTrainer,
+    SimpleTrainer,
+    TrainerBase,
+    default_argument_parser,
+    default_setup,
+    launch,
+)
 from detectron2.evaluation import verify_results
 from detectron2.utils.logger import setup_logger
 
@@ -32,25 +46,35 @@ from hcmeasure.config import add_hcmeasure_config
 from hcmeasure.data.head_crops import HeadCropDatasetMapper
 from hcmeasure.data.semantic import SemanticDatasetMapper
 from hcmeasure.data.transforms import build_hc18_train_augmentations
+from hcmeasure.engine import create_ddp_model
 from hcmeasure.evaluation.registry import build_evaluators
 from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
 from hcmeasure.solver import build_optimizer
 
 
 class Trainer(DefaultTrainer):
-    def build_hooks(self):
-        """Detectron2's hooks, with hcmeasure's checkpointer (torchvision ResNet weights are
-        converted on load; a missing local MODEL.WEIGHTS is a clear error).
-
-        ``DefaultTrainer.__init__`` creates ``self.checkpointer`` just before it builds the
-        hooks, so replacing it here means the periodic checkpointer hook and
-        ``resume_or_load`` share the same one."""
-        self.checkpointer = HCMeasureCheckpointer(
-            self._trainer.model,
-            self.cfg.OUTPUT_DIR,
-            trainer=weakref.proxy(self),
-        )
-        return super().build_hooks()
+    def __init__(self, cfg):
+        """``DefaultTrainer.__init__``, with two changes: the model is wrapped by
+        :func:`hcmeasure.engine.create_ddp_model`, which gives DistributedDataParallel
+        device ids only for a CUDA model (Detectron2's gives them to a CPU model too,
+        and torch refuses them, so ``--num-gpus 2`` on CPUs failed); and the
+        checkpointer is hcmeasure's (torchvision ResNet weights are converted on load; a
+        missing local MODEL.WEIGHTS is a clear error)."""
+        TrainerBase.__init__(self)
+        if not logging.getLogger("detectron2").isEnabledFor(logging.INFO):
+            setup_logger()
+        cfg = DefaultTrainer.auto_scale_workers(cfg, comm.get_world_size())
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        model = create_ddp_model(model, broadcast_buffers=False)
+        self._trainer = (AMPTrainer if cfg.SOLVER.AMP.ENABLED else SimpleTrainer)(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = HCMeasureCheckpointer(model, cfg.OUTPUT_DIR, trainer=weakref.proxy(self))
+        self.start_iter = 0
+        self.max_iter = cfg.SOLVER.MAX_ITER
+        self.cfg = cfg
+        self.register_hooks(self.build_hooks())
 
     @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):

@@ -13,6 +13,11 @@ ultrasound region containing the head, ``PixelSpacing``, ``ImagerPixelSpacing``.
 The source is written in ``pixel_size_source``. Non-square pixels are measured
 in millimetre space (:mod:`hcmeasure.measurement.spacing`). Multi-frame files give
 one row per frame, named ``file.dcm#N`` (N from 1), unless ``--frame N``.
+
+Each file's rows are kept in ``OUT/journal/`` as soon as it is measured, and the final
+tables are written from there (:mod:`hcmeasure.cli.predict_journal`): ``--resume``
+measures only what a stopped run left, and ``--num-processes`` / ``--num-machines``
+share the files between processes (:mod:`hcmeasure.cli.predict_launch`).
 """
 from __future__ import annotations
 
@@ -20,7 +25,7 @@ import contextlib
 import io
 import sys
 import time
-from collections import Counter
+from collections import Counter, deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
@@ -29,10 +34,9 @@ import numpy as np
 
 from ..io.biometry_outputs import biometry_caption, diameter_segments_px, known_ga_messages
 from ..io.dicom import Calibration, DicomFrame, choose_calibration, is_dicom_file, read_dicom
-from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_image_names, read_scan
 from ..io.tables import (
     MEASUREMENT_COLUMNS,
-    SUBMISSION_COLUMNS,
     PixelSize,
     TableError,
     apply_scan_info,
@@ -41,8 +45,6 @@ from ..io.tables import (
     measurement_row,
     read_pixel_size_csv,
     read_scan_info_csv,
-    submission_row,
-    write_csv_atomic,
 )
 from ..measurement.ellipse import ramanujan_perimeter
 from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
@@ -51,6 +53,26 @@ from ..measurement.head import MEASURED_STATUSES, HeadMeasurement
 from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
 from ..measurement.trust import assess_head
 from .common import CLIError
+from .predict_journal import (
+    FileRecord,
+    JournalIndex,
+    JournalWriter,
+    OutLock,
+    check_run_id,
+    file_sha256,
+    journal_rows,
+    model_fingerprint,
+    prepare_out,
+    write_final_tables,
+)
+from .predict_launch import (
+    add_scale_arguments,
+    check_scale_arguments,
+    launch_processes,
+    process_device,
+    set_process_threads,
+    share_of,
+)
 
 
 def add_arguments(p):
@@ -93,6 +115,7 @@ def add_arguments(p):
                         "INTERGROWTH-21st centile (per image: a 'ga' column in --pixel-size-csv)")
     p.add_argument("--dicom-sr", action="store_true",
                    help="also write a DICOM Structured Report (TID 1500) per measured DICOM image to OUT/sr/")
+    add_scale_arguments(p)
 
 
 def resolve_model(model: Path | None, config: Path | None) -> tuple[Path, Path]:
@@ -122,20 +145,21 @@ def resolve_model(model: Path | None, config: Path | None) -> tuple[Path, Path]:
     return config, model
 
 
-def collect_inputs(path: Path) -> tuple[list[Path], list[Path]]:
+def collect_inputs(path: Path) -> tuple[Path, list[str], list[str]]:
+    """``(folder, image names, other names)`` of INPUT, names sorted (a file: its folder and its name)."""
     if not path.exists():
         raise CLIError(f"{path}: no such file or folder. Pass an image or a folder of images.")
     if path.is_file():
         if path.suffix.lower() not in IMAGE_EXTENSIONS and not is_dicom_file(path):
             raise CLIError(f"{path}: not an image file (expected DICOM or one of {', '.join(IMAGE_EXTENSIONS)}).")
-        return [path], []
-    images, others = list_images(path)
+        return path.parent, [path.name], []
+    images, others = list_image_names(path)
     if not images:
         raise CLIError(
             f"{path}: the folder holds no images (DICOM, {', '.join(IMAGE_EXTENSIONS)}); "
             "point INPUT at the folder with the scans."
         )
-    return images, others
+    return path, images, others
 
 
 def pixel_sizes_from_args(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
@@ -332,17 +356,16 @@ class InlineExecutor:
         return future
 
 
-def _read_ahead(fn, items, pool):
+def _read_ahead(fn, items, pool, ahead: int = 1):
     """``fn(item)`` for each of ``items`` in order, each computed in ``pool`` while the
-    caller works on the one before (one item ahead, so memory stays bounded)."""
-    pending = None
+    caller works on the ones before (``ahead`` items ahead, so memory stays bounded)."""
+    pending = deque()
     for item in items:
-        ahead = pool.submit(fn, item)
-        if pending is not None:
-            yield pending.result()
-        pending = ahead
-    if pending is not None:
-        yield pending.result()
+        pending.append(pool.submit(fn, item))
+        if len(pending) > ahead:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
 
 
 def _executor(workers: int):
@@ -350,28 +373,103 @@ def _executor(workers: int):
 
 
 def run(args) -> int:
-    from ..predictor import HeadPredictor, ModelLoadError, torch_threads_from_env
-    from tqdm import tqdm
-
     if args.batch_size is not None and args.batch_size < 1:
         raise CLIError(f"--batch-size {args.batch_size}: must be at least 1.")
     if args.io_workers is not None and args.io_workers < 0:
         raise CLIError(f"--io-workers {args.io_workers}: must be 0 or more.")
     if args.frame is not None and args.frame < 1:
         raise CLIError(f"--frame {args.frame}: frames are numbered from 1.")
-    images, others = collect_inputs(args.input)
-    table, single = pixel_sizes_from_args(args)
-    ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
-    if ga_arg is not None and ga_arg.status == "invalid_ga":
-        raise CLIError(f"--ga: {ga_arg.message}.")
-    scan_info = read_scan_info_csv(args.pixel_size_csv) if args.pixel_size_csv is not None else {}
-    ga_texts = {name: info.ga for name, info in scan_info.items()}
-    config, weights = resolve_model(args.model, args.config)
+    check_scale_arguments(args)
+    return launch_processes(_run_process, args)
+
+
+def _fingerprint(args, predictor, columns) -> dict:
+    """What made the rows of a run; a resumed or repeated run into the same OUT must match it.
+    An option that changes a row belongs in ``options``."""
+    table = None if args.pixel_size_csv is None else file_sha256(args.pixel_size_csv)
+    options = {
+        "pixel_size_mm": args.pixel_size, "pixel_size_csv_sha256": table,
+        "flip_tta": bool(predictor.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA),
+        "perimeter_formula": args.perimeter_formula, "ga_formula": args.ga_formula,
+        "frame": args.frame, "keep_identifiers": bool(args.keep_identifiers), "ga": args.ga,
+    }
+    return {"input": str(args.input.resolve()), "model": model_fingerprint(predictor), "options": options,
+            "columns": list(columns)}
+
+
+def _agree(error: str | None) -> None:
+    """Every process stops, with the first message, when one of them met a problem."""
+    from ..engine import first_error
+
+    error = first_error(error)
+    if error:
+        raise CLIError(error)
+
+
+def _run_process(args) -> int:
+    """One process of the run (the only one by default): measure this process's share of
+    the files into the journal; process 0 then writes the tables and the report."""
+    lock = OutLock(args.out)  # held by process 0 while it writes into OUT
+    try:
+        return _measure(args, lock)
+    finally:
+        lock.release()
+
+
+def _measure(args, lock: OutLock) -> int:
+    from detectron2.utils import comm
+    from tqdm import tqdm
+
+    from ..engine import broadcast_from_main
+    from ..predictor import HeadPredictor, ModelLoadError, torch_threads_from_env
+
+    rank, world_size = comm.get_rank(), comm.get_world_size()
+    main = rank == 0
+    error = plan = None
+    try:
+        table, single = pixel_sizes_from_args(args)
+        ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
+        if ga_arg is not None and ga_arg.status == "invalid_ga":
+            raise CLIError(f"--ga: {ga_arg.message}.")
+        scan_info = read_scan_info_csv(args.pixel_size_csv) if args.pixel_size_csv is not None else {}
+        ga_texts = {name: info.ga for name, info in scan_info.items()}
+        config, weights = resolve_model(args.model, args.config)
+        if main:
+            folder, names, others = collect_inputs(args.input)
+    except (CLIError, TableError) as exc:
+        error = str(exc)
+    _agree(error)
+    set_process_threads()
     torch_threads_from_env()
     try:
-        predictor = HeadPredictor(config, weights, device=args.device, flip_tta=args.flip_tta)
+        predictor = HeadPredictor(config, weights, device=process_device(args.device), flip_tta=args.flip_tta)
     except ModelLoadError as exc:
-        raise CLIError(str(exc)) from exc
+        error = str(exc)
+    _agree(error)
+    columns = list(MEASUREMENT_COLUMNS)
+    if args.keep_identifiers:
+        columns += list(IDENTIFIER_COLUMNS.values())
+    if main:
+        try:
+            args.out.mkdir(parents=True, exist_ok=True)
+            lock.acquire()
+            run_id, note = prepare_out(args.out, _fingerprint(args, predictor, columns),
+                                       resume=args.resume, overwrite=args.overwrite)
+            done = JournalIndex(args.out) if args.resume else ()
+            resumed = frozenset(n for n in names if n in done)
+            plan = {"folder": folder, "pending": [n for n in names if n not in resumed], "run_id": run_id,
+                    "shared_stems": shared_overlay_stems(names)}
+            del done
+            if note:
+                print(f"note: {note}", file=sys.stderr)
+        except CLIError as exc:
+            error = str(exc)
+    _agree(error)
+    plan = broadcast_from_main(plan)
+    _agree(None if main else check_run_id(args.out, plan["run_id"], rank))
+    images = [plan["folder"] / n for n in share_of(plan["pending"], rank, world_size)]
+    shared_stems = plan["shared_stems"]
+    del plan
 
     on_gpu = predictor.cfg.MODEL.DEVICE.startswith("cuda")
     batch_size = args.batch_size or (4 if on_gpu else 1)
@@ -383,11 +481,9 @@ def run(args) -> int:
     own_overlay_thread = args.io_workers is None and not on_gpu
 
     out = args.out
-    out.mkdir(parents=True, exist_ok=True)
     overlay_dir = out / "overlays"
     if not args.no_overlays:
-        overlay_dir.mkdir(exist_ok=True)
-    shared_stems = shared_overlay_stems(path.name for path in images)
+        overlay_dir.mkdir(parents=True, exist_ok=True)
 
     def read(path: Path):
         try:
@@ -403,49 +499,63 @@ def run(args) -> int:
     def load(path: Path):
         return prepare(*read(path))
 
-    rows: dict[str, dict] = {}
-    order: list[str] = []
-    problems: list[str] = []
-    burned_in: list[str] = []
-    sr_requests: list = []
+    # Files whose rows or overlays are not all done yet, in input order; each is journaled
+    # as soon as it is complete (at most max_in_flight wait, so memory stays bounded).
+    records: deque[FileRecord] = deque()
+    max_in_flight = 2 * batch_size + 2
+
+    def journal_done(final: bool = False):
+        while records and records[0].pending == 0:
+            rec = records[0]
+            if not (final or len(records) > max_in_flight or all(f.done() for _, f in rec.overlays)):
+                break
+            for target, f in rec.overlays:
+                try:
+                    f.result()
+                except Exception as exc:  # an overlay lost must not lose the measurements
+                    rec.warnings.append(f"overlay not written to {target}: {exc}")
+            journal.append(rec)
+            records.popleft()
+
     start = time.perf_counter()
-    bar = tqdm(total=len(images), unit="file", desc="hcmeasure predict", file=sys.stderr, disable=None)
-    with _executor(io_workers) as io_pool, \
+    title = "hcmeasure predict" if world_size == 1 else f"hcmeasure predict (process 0 of {world_size})"
+    bar = tqdm(total=len(images), unit="file", desc=title, file=sys.stderr, disable=None if main else True)
+    with JournalWriter(out, rank) as journal, _executor(io_workers) as io_pool, \
             (_executor(1) if own_overlay_thread else contextlib.nullcontext(io_pool)) as overlay_pool:
-        pending_writes = []
         if own_overlay_thread:
             loaded = (prepare(*r) for r in _read_ahead(read, images, overlay_pool))
+        elif io_workers:
+            loaded = _read_ahead(load, images, io_pool, ahead=io_workers + batch_size)
         else:
             loaded = io_pool.map(load, images)
-        batch: list[tuple[Path, DicomFrame, dict]] = []
+        batch: list[tuple[Path, DicomFrame, dict, FileRecord]] = []
 
         def flush():
             try:
                 heads = predictor.measure([b[2] for b in batch])
             except Exception as exc:  # keep going: the batch's rows say what happened
-                problems.append(f"inference failed on {', '.join(b[1].name for b in batch)}: {exc!r}")
+                batch[0][3].warnings.append(f"inference failed on {', '.join(b[1].name for b in batch)}: {exc!r}")
                 heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
-            for (path, frame, _), head in zip(batch, heads):
+            for (path, frame, _, rec), head in zip(batch, heads):
                 try:
                     dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head,
                                                                      frame.calibrations, single, table)
                     if note:
-                        problems.append(note)
+                        rec.warnings.append(note)
                     if error and head.status == "ok":
-                        problems.append(f"{frame.name}: {error}")
+                        rec.warnings.append(f"{frame.name}: {error}")
                     row = _row_for(frame.name, head, dx, dy, source, error, args, frame.gray, predictor.trust)
                     info = scan_info.get(frame.name) or scan_info.get(path.name)
                     apply_scan_info(row, resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
                                     info.pregnancy if info else "")
                 except Exception as exc:  # one row's problem never ends the run
-                    problems.append(f"{frame.name}: the measurement could not be written ({exc!r})")
+                    rec.warnings.append(f"{frame.name}: the measurement could not be written ({exc!r})")
                     row = measurement_row(frame.name, None, None, status="measurement_error")
-                if args.dicom_sr:
-                    sr_requests.append((path, frame.name, row))
                 for keyword, column in IDENTIFIER_COLUMNS.items():
                     if args.keep_identifiers:
                         row[column] = frame.identifiers.get(keyword, "")
-                rows[frame.name] = row
+                rec.rows.append(row)
+                rec.pending -= 1
                 if not args.no_overlays:
                     text = hc_text(row)
                     if row.get("ga_weeks"):
@@ -455,71 +565,76 @@ def run(args) -> int:
                     if row["status"] == "review":
                         text += f"\nREVIEW: {row['review_reason'].replace(';', ', ')}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
-                    pending_writes.append((target, overlay_pool.submit(
+                    rec.overlays.append((target, overlay_pool.submit(
                         lambda g=frame.gray, h=head, t=text, p=target, d=diameter_segments_px(row):
                         atomic_write_bytes(p, draw_overlay(g, h, t, d)))))
             batch.clear()
 
         for path, frames, payload in loaded:
+            rec = FileRecord(path.name)
+            records.append(rec)
             if frames is None:
-                rows[path.name] = measurement_row(path.name, None, None, status=payload.reason)
-                order.append(path.name)
-                problems.append(str(payload))
+                rec.read = False
+                rec.rows.append(measurement_row(path.name, None, None, status=payload.reason))
+                rec.warnings.append(str(payload))
+                journal_done()
                 bar.update(1)
                 continue
-            if any(f.burned_in_annotation for f in frames):
-                burned_in.append(path.name)
+            rec.burned_in = any(f.burned_in_annotation for f in frames)
+            rec.pending = len(frames)
             for frame, inp in zip(frames, payload):
-                order.append(frame.name)
-                batch.append((path, frame, inp))
+                batch.append((path, frame, inp, rec))
                 if len(batch) >= batch_size:
                     flush()
+            journal_done()
             bar.update(1)
         if batch:
             flush()
-        for target, f in pending_writes:
-            try:
-                f.result()
-            except Exception as exc:  # an overlay lost must not lose the measurements
-                problems.append(f"overlay not written to {target}: {exc}")
+        journal_done(final=True)
     bar.close()
-
-    ordered = [rows[n] for n in order]
-    columns = list(MEASUREMENT_COLUMNS)
-    if args.keep_identifiers:
-        columns += list(IDENTIFIER_COLUMNS.values())
-    write_csv_atomic(out / "measurements.csv", columns, ordered)
-    write_csv_atomic(out / "submission.csv", SUBMISSION_COLUMNS, [submission_row(r) for r in ordered])
+    comm.synchronize()  # every process's share is in the journal now
+    if not main:
+        return 0
+    tables = write_final_tables(out, names, columns, resumed, row_messages=known_ga_messages)
     elapsed = time.perf_counter() - start
-    counts = Counter(r["status"] for r in ordered)
-    for msg in problems:
+    for msg in tables.warnings:
         print(f"warning: {msg}", file=sys.stderr)
-    if burned_in and not args.no_overlays:
-        print(f"warning: {len(burned_in)} DICOM file(s) declare burned-in annotations (BurnedInAnnotation=YES): "
-              f"their overlays may show text burned into the scan, e.g. {burned_in[0]}", file=sys.stderr)
+    if tables.burned_in and not args.no_overlays:
+        print(f"warning: {len(tables.burned_in)} DICOM file(s) declare burned-in annotations (BurnedInAnnotation=YES): "
+              f"their overlays may show text burned into the scan, e.g. {tables.burned_in[0]}", file=sys.stderr)
     if others:
         print(f"warning: skipped {len(others)} non-image file(s): "
-              f"{', '.join(p.name for p in others[:5])}{' ...' if len(others) > 5 else ''}", file=sys.stderr)
-    ga_out = sum(1 for r in ordered if r.get("ga_status", "").startswith("hc_"))
-    if ga_out:
-        print(f"warning: {ga_out} HC value(s) outside the {FORMULAS[args.ga_formula].label} range: "
+              f"{', '.join(others[:5])}{' ...' if len(others) > 5 else ''}", file=sys.stderr)
+    if tables.ga_outside:
+        print(f"warning: {tables.ga_outside} HC value(s) outside the {FORMULAS[args.ga_formula].label} range: "
               "no gestational age given for them (see ga_status)", file=sys.stderr)
-    for msg in known_ga_messages(ordered):
+    for msg in tables.row_messages:
         print(f"warning: {msg}", file=sys.stderr)
     if args.dicom_sr:
         from .. import __version__
         from ..io.dicom_sr import SR_FOLDER, write_head_srs
 
-        srs, sr_problems = write_head_srs(sr_requests, out / SR_FOLDER, algorithm_version=__version__,
+        # From the journal, by process 0, as one run: one SR series per study, names unique.
+        n_requests = 0
+
+        def sr_requests():
+            nonlocal n_requests
+            for file, row in journal_rows(out, names, read_only=True):
+                n_requests += 1
+                yield folder / file, row["filename"], row
+
+        srs, sr_problems = write_head_srs(sr_requests(), out / SR_FOLDER, algorithm_version=__version__,
                                           algorithm_parameters=[f"model={weights.parent.name}/{weights.name}"])
         for msg in sr_problems:
             print(f"warning: {msg}", file=sys.stderr)
-        missing = len(sr_requests) - len(srs)
+        missing = n_requests - len(srs)
         print(f"DICOM SR: {len(srs)} written to {out / SR_FOLDER}"
               + (f", {missing} image(s) without one (see the warnings)" if missing else ""))
-    summary = ", ".join(f"{n} {s}" for s, n in counts.most_common())
-    print(f"measured {len(ordered)} image(s) in {elapsed:.2f} s ({elapsed / len(ordered):.2f} s/image): "
-          f"{summary} -> {out / 'measurements.csv'}")
+    summary = ", ".join(f"{n} {s}" for s, n in tables.counts.most_common())
+    new = tables.n_rows_new
+    pace = f" ({elapsed / new:.2f} s/image)" if new else ""
+    earlier = f" and took {tables.n_rows - new} from the journal of an earlier run" if tables.n_rows > new else ""
+    print(f"measured {new} image(s) in {elapsed:.2f} s{pace}{earlier}: {summary} -> {out / 'measurements.csv'}")
     if args.report:
         from ..report import write_report
 

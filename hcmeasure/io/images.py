@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_scan", "list_images", "gray_to_bgr"]
+__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_scan", "list_images", "list_image_names", "gray_to_bgr"]
 
 #: File extensions treated as images when a folder is measured (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -33,24 +33,38 @@ def list_images(folder) -> tuple[list[Path], list[Path]]:
 
     Images are the :data:`IMAGE_EXTENSIONS` and DICOM files (``.dcm``/``.dicom``/``.dic``,
     or no extension and the DICOM preamble marker); see :mod:`hcmeasure.io.dicom`."""
+    folder = Path(folder)
+    images, others = list_image_names(folder)
+    return [folder / n for n in images], [folder / n for n in others]
+
+
+def list_image_names(folder) -> tuple[list[str], list[str]]:
+    """As :func:`list_images`, but file names (sorted) instead of paths: a folder of a few
+    hundred thousand scans costs a few tens of MB here instead of a few hundred."""
+    import os
+
     from .dicom import is_dicom_file
 
     images, others = [], []
-    for p in sorted(Path(folder).iterdir()):
-        if p.name.startswith(".") or p.is_dir():
-            continue
-        if p.suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(p):
-            images.append(p)
-        elif p.suffix == "" and not _readable(p):
-            # An entry that cannot be opened at all (a dangling link, no read permission) gets
-            # a row saying so rather than being skipped: it may be the scan the user wanted.
-            images.append(p)
-        else:
-            others.append(p)
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            if entry.name.startswith(".") or entry.is_dir():
+                continue
+            suffix = Path(entry.name).suffix
+            if suffix.lower() in IMAGE_EXTENSIONS or is_dicom_file(entry.path):
+                images.append(entry.name)
+            elif suffix == "" and not _readable(entry.path):
+                # An entry that cannot be opened at all (a dangling link, no read permission) gets
+                # a row saying so rather than being skipped: it may be the scan the user wanted.
+                images.append(entry.name)
+            else:
+                others.append(entry.name)
+    images.sort()
+    others.sort()
     return images, others
 
 
-def _readable(path: Path) -> bool:
+def _readable(path) -> bool:
     try:
         with open(path, "rb"):
             return True

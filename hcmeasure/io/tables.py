@@ -5,6 +5,7 @@ temporary name and renamed into place, so a reader never sees half a table.
 """
 from __future__ import annotations
 
+import contextlib
 import csv
 import math
 import os
@@ -36,6 +37,7 @@ __all__ = [
     "submission_row",
     "write_csv_atomic",
     "atomic_write_bytes",
+    "atomic_open",
 ]
 
 #: Columns of ``measurements.csv`` (written by ``hcmeasure predict`` and ``hcmeasure fit``).
@@ -383,8 +385,11 @@ def submission_row(row: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def atomic_write_bytes(path, data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+@contextlib.contextmanager
+def atomic_open(path, mode: str = "wb", **kwargs):
+    """Open a temporary file beside ``path`` for writing; on a clean exit it is flushed,
+    synced and renamed to ``path`` (atomic), on an error removed. ``path`` is never seen
+    half-written. ``mode`` and ``kwargs`` are those of :func:`open` ("wb" or "w")."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -393,8 +398,8 @@ def atomic_write_bytes(path, data: bytes) -> None:
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
+        with os.fdopen(fd, mode, **kwargs) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
@@ -406,13 +411,17 @@ def atomic_write_bytes(path, data: bytes) -> None:
         raise
 
 
-def write_csv_atomic(path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
-    """Write a CSV with ``columns`` as header (LF line ends), atomically."""
-    import io
+def atomic_write_bytes(path, data: bytes) -> None:
+    """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
+    with atomic_open(path, "wb") as f:
+        f.write(data)
 
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        writer.writerow(row)
-    atomic_write_bytes(path, buf.getvalue().encode("utf-8"))
+
+def write_csv_atomic(path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:
+    """Write a CSV with ``columns`` as header (LF line ends, UTF-8), atomically. ``rows`` is
+    streamed to the file, so an iterator of any length costs no memory here."""
+    with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for row in rows:
+            writer.writerow(row)

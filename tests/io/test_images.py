@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hcmeasure.io.images import ImageReadError, gray_to_bgr, list_images, read_scan
+from hcmeasure.io.images import ImageReadError, gray_to_bgr, list_image_names, list_images, read_scan
 
 
 def gradient(h=540, w=800) -> np.ndarray:
@@ -104,6 +104,18 @@ def test_list_images_splits_and_sorts(tmp_path):
     images, others = list_images(tmp_path)
     assert [p.name for p in images] == ["a.png", "b.PNG", "c.tif", "d.jpeg"]
     assert [p.name for p in others] == ["notes.txt"]
+
+
+def test_list_image_names_gives_the_names_of_list_images(tmp_path):
+    for name in ("b.PNG", "a.png", "c.tif", "notes.txt", ".hidden.png", "d.jpeg", "e", "f"):
+        (tmp_path / name).write_bytes(b"x")
+    (tmp_path / "e").write_bytes(b"\0" * 128 + b"DICM" + b"\0" * 16)  # extensionless DICOM
+    (tmp_path / "folder.png").mkdir()
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")
+    images, others = list_images(tmp_path)
+    names, other_names = list_image_names(tmp_path)
+    assert names == [p.name for p in images] == ["a.png", "b.PNG", "c.tif", "d.jpeg", "e", "link.png"]
+    assert other_names == [p.name for p in others] == ["f", "notes.txt"]
 
 
 def test_gray_to_bgr():

@@ -208,6 +208,23 @@ def test_failing_row_leaves_the_old_file_and_no_temp(tmp_path):
     assert os.listdir(tmp_path) == ["measurements.csv"]
 
 
+def test_rows_go_to_a_temporary_file_while_the_old_table_stays_whole(tmp_path):
+    out = tmp_path / "measurements.csv"
+    write_csv_atomic(out, MEASUREMENT_COLUMNS, [measurement_row("old.png", None, None, status="ok")])
+    before = out.read_bytes()
+    seen = []
+
+    def rows():
+        for i in range(3):
+            seen.append((out.read_bytes() == before, len(list(tmp_path.glob(".measurements.csv.*.tmp")))))
+            yield measurement_row(f"{i}.png", ELLIPSE, 0.1)
+
+    write_csv_atomic(out, MEASUREMENT_COLUMNS, rows())
+    assert seen == [(True, 1)] * 3
+    assert [r["filename"] for r in csv.DictReader(open(out, newline=""))] == ["0.png", "1.png", "2.png"]
+    assert os.listdir(tmp_path) == ["measurements.csv"]
+
+
 def test_failure_while_writing_removes_the_temp_file(tmp_path, monkeypatch):
     out = tmp_path / "measurements.csv"
 

@@ -3,7 +3,6 @@ with HC18Evaluator + COCOEvaluator, and its checkpoint is usable by ``hcmeasure 
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,34 +14,9 @@ TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 
 @pytest.fixture(scope="module")
-def tiny_hc18(hc18_root, tmp_path_factory):
+def tiny_hc18(make_tiny_hc18, tmp_path_factory):
     """A real HC18 layout with a few examinations on each side of the train/val split."""
-    from hcmeasure.data.hc18 import split_of
-
-    root = tmp_path_factory.mktemp("hc18_tiny")
-    (root / "training_set").mkdir()
-    (root / "test_set").mkdir()
-    with open(hc18_root / "training_set_pixel_size_and_HC.csv", newline="") as f:
-        rows = list(csv.reader(f))
-    picked = {"train": [], "val": []}
-    for row in rows[1:]:
-        side = split_of(row[0])
-        if len(picked[side]) < 3:
-            picked[side].append(row)
-    chosen = picked["train"] + picked["val"]
-    for row in chosen:
-        stem = row[0][: -len(".png")]
-        for name in (f"{stem}.png", f"{stem}_Annotation.png"):
-            shutil.copy(hc18_root / "training_set" / name, root / "training_set" / name)
-    with open(root / "training_set_pixel_size_and_HC.csv", "w", newline="") as f:
-        csv.writer(f, lineterminator="\r\n").writerows([rows[0]] + chosen)
-    with open(hc18_root / "test_set_pixel_size.csv", newline="") as f:
-        test_rows = list(csv.reader(f))[:3]
-    for row in test_rows[1:]:
-        shutil.copy(hc18_root / "test_set" / row[0], root / "test_set" / row[0])
-    with open(root / "test_set_pixel_size.csv", "w", newline="") as f:
-        csv.writer(f, lineterminator="\r\n").writerows(test_rows)
-    return root
+    return make_tiny_hc18(tmp_path_factory.mktemp("hc18_tiny"), n_train=3, n_val=3)
 
 
 @pytest.fixture(scope="module")

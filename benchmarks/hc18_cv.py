@@ -200,7 +200,7 @@ def trust_table(rows: list[dict], coverage: float = 0.9) -> dict:
                 scored.append(dict(r, flagged=True, covered=False, width=float("nan"), reasons=[r["status"]]))
                 continue
             lo, hi = cal.interval(r["hc_mm"], r)
-            reasons = cal.review_reasons(r)
+            reasons = cal.review_reasons(r, r["hc_mm"])
             rec = dict(r, covered=lo <= r["truth_hc_mm"] <= hi, width=hi - lo, flagged=bool(reasons), reasons=reasons)
             scored.append(rec)
             covered.append(rec["covered"])

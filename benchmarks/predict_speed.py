@@ -3,6 +3,7 @@
 
     .venv/bin/python benchmarks/predict_speed.py [--model CKPT --config CFG] [--images DIR] [--n 24]
                                                  [--device cpu|cuda] [--batch-size N] [--repeats 5]
+                                                 [--reference-model DIR]
 
 Both runs use the same model and images (default: the first N HC18 test images).
 ``hcmeasure predict`` is timed end to end (reading, pre-processing, network, ellipse
@@ -13,7 +14,10 @@ as the non-network share. The baseline is what a user would write by hand: read 
 OpenCV, ``DefaultPredictor(image)``, then fit the ellipse on the pasted head mask; with
 a head refiner, the refiner (built and loaded the plain Detectron2 way) is then run on
 the crop around the best detection and the ellipse fitted on its output.
-Writes ``benchmarks/results/predict_speed_<device>.json``.
+``--reference-model DIR`` also times ``hcmeasure predict`` with the model published in DIR
+(its ``config.yaml`` and ``model_final.pth``) in every repeat, e.g. a single detector +
+refiner against the default ensemble, and reports the per-repeat ratio.
+Writes ``benchmarks/results/predict_speed_<device>[_<tag>].json``.
 """
 import argparse
 import contextlib
@@ -47,6 +51,9 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=5,
                    help="alternate the two timed runs this many times and report medians "
                         "(a shared 2-core machine varies by about +-15 %% from run to run)")
+    p.add_argument("--reference-model", type=Path, default=None,
+                   help="published model folder to time with predict in the same repeats")
+    p.add_argument("--tag", default="", help="suffix of the result file name")
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error(f"--repeats {args.repeats}: must be at least 1")
@@ -116,6 +123,7 @@ def main(argv=None):
             refiner.refine([warm_gray], [HeadMeasurement(None, None, None, "ok", box=(100, 100, 300, 300))])
 
         runs = []  # (predict total s, predict forward s, DefaultPredictor loop s) per repeat
+        references = []  # predict total s with --reference-model, per repeat
         for rep in range(args.repeats):
             GeneralizedRCNN.inference = timer(original)
             SemanticSegmentor.forward = timer(original_semantic)
@@ -132,6 +140,17 @@ def main(argv=None):
                 GeneralizedRCNN.inference = original
                 SemanticSegmentor.forward = original_semantic
             ours_forward = forward_s[0]
+            reference_s = None
+            if args.reference_model is not None:
+                ref = ["--model", str(args.reference_model / "model_final.pth"),
+                       "--config", str(args.reference_model / "config.yaml"), "--device", args.device,
+                       "--pixel-size", "0.1"]
+                buf = io.StringIO()
+                with contextlib.redirect_stdout(buf):
+                    if rep == 0:  # warm-up of the reference model
+                        cli(["predict", str(warm), "--out", str(tmp / "w_ref")] + ref)
+                    cli(["predict", str(folder), "--out", str(tmp / f"ref{rep}")] + ref)
+                reference_s = float(re.findall(r"image\(s\) in ([0-9.]+) s", buf.getvalue())[-1])
 
             t = time.perf_counter()
             for q in images:
@@ -146,8 +165,10 @@ def main(argv=None):
                     refiner.refine([cv2.cvtColor(img, cv2.COLOR_BGR2GRAY)], [head])
             baseline_s = time.perf_counter() - t
             runs.append((total_s, ours_forward, baseline_s))
+            references.append(reference_s)
             print(f"repeat {rep + 1}: predict {total_s / len(images):.3f} s/image, "
-                  f"DefaultPredictor loop {baseline_s / len(images):.3f} s/image", flush=True)
+                  f"DefaultPredictor loop {baseline_s / len(images):.3f} s/image"
+                  + (f", reference model {reference_s / len(images):.3f} s/image" if reference_s else ""), flush=True)
 
     n = len(images)
     total_s, ours_forward, baseline_s = (float(np.median(v)) for v in zip(*runs))
@@ -171,7 +192,15 @@ def main(argv=None):
             {"hcmeasure_predict": round(t / n, 4), "default_predictor_loop": round(b / n, 4),
              "non_network_share": round(sh, 4)} for (t, _, b), sh in zip(runs, shares)],
     }
-    dest = REPO / "benchmarks" / "results" / f"predict_speed_{args.device}.json"
+    if args.reference_model is not None:
+        result["reference_model"] = str(args.reference_model)
+        result["reference_predict_s_per_image"] = round(float(np.median(references)) / n, 4)
+        result["predict_over_reference_ratio_median"] = round(
+            float(np.median([t / r for (t, _, _), r in zip(runs, references)])), 3)
+        for rec, r in zip(result["per_repeat_s_per_image"], references):
+            rec["reference_predict"] = round(r / n, 4)
+    suffix = f"_{args.tag}" if args.tag else ""
+    dest = REPO / "benchmarks" / "results" / f"predict_speed_{args.device}{suffix}.json"
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

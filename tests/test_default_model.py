@@ -83,3 +83,24 @@ def test_predictor_speedups_do_not_change_the_measurement(predictor, hc18_root):
     assert ours.ellipse.angle == pytest.approx(theirs.ellipse.angle, abs=1e-3)
     # the refiner's ellipse is its own, not the detector's
     assert abs(ours.ellipse.a - theirs_detected.ellipse.a) > 0.02 or abs(ours.ellipse.b - theirs_detected.ellipse.b) > 0.02
+
+
+def test_default_model_gives_a_90_percent_interval_that_holds_the_reference(predictor, hc18_root):
+    """The shipped trust calibration turns each measurement into an interval; on a real
+    scan from an examination the model never trained on it contains the reference HC."""
+    from hcmeasure.data.hc18 import load_hc18_dicts
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.measurement import head_circumference_mm
+    from hcmeasure.measurement.trust import assess_head
+
+    assert predictor.trust.q is not None, "the default model ships no trust calibration (trust.json)"
+    d = load_hc18_dicts(hc18_root, "val")[0]
+    gray = read_scan(d["file_name"])
+    head = predictor([gray])[0]
+    hc = head_circumference_mm(head.ellipse, d["pixel_size_mm"])
+    assessment = assess_head(head, gray, hc, predictor.trust)
+    low, high = assessment.interval_mm
+    assert low <= hc <= high
+    assert low <= d["hc_mm"] <= high
+    assert abs(hc - d["hc_mm"]) <= 5.0
+    assert assessment.reasons == ()

@@ -19,7 +19,8 @@ loaded back as float32); check accuracy with benchmarks/hc18_val.py before using
 way, as ``head_refiner.pth`` + ``head_refiner.yaml``, and names them in ``config.yaml``
 (``HCMEASURE.HEAD_REFINER``, paths relative to it). Several ``--refiner`` checkpoints (of
 one config) make an ensemble: ``head_refiner_m0.pth``, ``head_refiner_m1.pth``, ... named
-in ``HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS``. ``--trust`` ships a trust calibration
+in ``HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS``; ``config_single.yaml`` beside it uses the
+first member alone (faster; its interval is the same calibration). ``--trust`` ships a trust calibration
 (``benchmarks/hc18_cv.py report --write-calibration``) as ``trust.json``
 (``HCMEASURE.TRUST.CALIBRATION``).
 """
@@ -79,6 +80,13 @@ def main(argv=None):
         cfg.HCMEASURE.TRUST.CALIBRATION = "trust.json"
     write_weights(args.checkpoint, args.out_dir / "model_final.pth", args.half)
     atomic_write_bytes(args.out_dir / "config.yaml", cfg.dump().encode())
+    single = args.out_dir / "config_single.yaml"
+    single.unlink(missing_ok=True)
+    if cfg.HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS:
+        # The same detector with the ensemble's first member only: for speed over agreement.
+        cfg.HCMEASURE.HEAD_REFINER.WEIGHTS = cfg.HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS[0]
+        cfg.HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS = []
+        atomic_write_bytes(single, cfg.dump().encode())
 
 
 def write_weights(checkpoint: Path, dest: Path, half: bool) -> None:

@@ -79,6 +79,10 @@ FEATURE_NAMES = (
     "large_head",
 )
 
+#: Features derived from the calibration itself: the interval's half-width in mm (a rule
+#: on it flags the images whose predicted error is largest).
+DERIVED_FEATURES = ("interval_halfwidth_mm",)
+
 #: Radial half-width of the band searched for the skull echo, as a fraction of the radius.
 ECHO_BAND = 0.08
 #: An outline point is "weak" when its echo is under this share of the outline's typical echo.
@@ -219,8 +223,10 @@ class TrustCalibration:
         half = self.q * self.sigma(features)
         return hc_mm * max(0.0, 1.0 - half), hc_mm * (1.0 + half)
 
-    def review_reasons(self, features: Mapping[str, float]) -> list[str]:
-        """Reasons (in rule order, no repeats) of the rules that fire."""
+    def review_reasons(self, features: Mapping[str, float], hc_mm: float | None = None) -> list[str]:
+        """Reasons (in rule order, no repeats) of the rules that fire. With ``hc_mm`` and a
+        calibrated interval, rules may also test ``interval_halfwidth_mm``."""
+        features = with_interval_halfwidth(self, features, hc_mm)
         out = []
         for rule in self.rules:
             if rule.fires(features) and rule.reason not in out:
@@ -240,7 +246,7 @@ class TrustCalibration:
             raise ValueError(f"unknown trust features {sorted(unknown)}; known: {', '.join(FEATURE_NAMES)}")
         rules = tuple(ReviewRule(**r) for r in data.get("rules", [r.to_json() for r in DEFAULT_RULES]))
         for r in rules:
-            if r.feature not in FEATURE_NAMES:
+            if r.feature not in FEATURE_NAMES + DERIVED_FEATURES:
                 raise ValueError(f"review rule on unknown feature {r.feature!r}")
         return cls(coverage=float(data.get("coverage", 0.9)), q=data.get("q"),
                    intercept=float(data.get("intercept", 0.0)), weights=dict(data.get("weights", {})),
@@ -313,6 +319,7 @@ CANDIDATE_RULES = (
     ("score", "below", "low_detection_score"),
     ("axis_ratio", "below", "implausible_shape"),
     ("outside_fraction", "above", "ellipse_leaves_image"),
+    ("interval_halfwidth_mm", "above", "wide_interval"),
 )
 #: Ensemble members whose head sizes differ by more than this relative SD disagree. Not
 #: fitted (out-of-fold rows come from one model each): 2 % of a 170 mm head is 3.4 mm,
@@ -364,9 +371,20 @@ def fit_review_rules(rows: Sequence[Mapping], *, error_mm: float = 5.0, max_flag
 
 def fit_trust_calibration(rows: Sequence[Mapping], *, coverage: float = 0.9, source: str = "") -> TrustCalibration:
     """Interval (:func:`fit_interval`) and review rules (:func:`fit_review_rules`) on rows."""
+    rows = [r for r in rows if math.isfinite(r.get("hc_mm", float("nan")))]
     interval = fit_interval(rows, coverage)
+    rules = fit_review_rules([with_interval_halfwidth(interval, r, r["hc_mm"]) for r in rows])
     return TrustCalibration(coverage=coverage, q=interval.q, intercept=interval.intercept,
-                            weights=interval.weights, rules=fit_review_rules(rows), source=source)
+                            weights=interval.weights, rules=rules, source=source)
+
+
+def with_interval_halfwidth(calibration: TrustCalibration, features: Mapping[str, float],
+                            hc_mm: float | None) -> Mapping[str, float]:
+    """``features`` plus ``interval_halfwidth_mm`` when ``hc_mm`` and an interval are known."""
+    interval = calibration.interval(hc_mm, features) if hc_mm else None
+    if interval is None:
+        return features
+    return {**features, "interval_halfwidth_mm": 0.5 * (interval[1] - interval[0])}
 
 
 @dataclass(frozen=True)
@@ -385,4 +403,4 @@ def assess_head(head, gray: np.ndarray | None, hc_mm: float, calibration: TrustC
     ellipse) whose HC is ``hc_mm`` (``ellipse_mm``: the head in mm, for non-square pixels)."""
     features = trust_features(head, gray, hc_mm, ellipse_mm)
     return TrustAssessment(features, calibration.interval(hc_mm, features),
-                           tuple(calibration.review_reasons(features)))
+                           tuple(calibration.review_reasons(features, hc_mm)))

@@ -121,8 +121,9 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert sorted(p.name for p in published.iterdir()) == [
-        "config.yaml", "head_refiner.yaml", "head_refiner_m0.pth", "head_refiner_m1.pth", "model_final.pth",
-        "trust.json"]
+        "config.yaml", "config_single.yaml", "head_refiner.yaml", "head_refiner_m0.pth", "head_refiner_m1.pth",
+        "model_final.pth", "trust.json"]
+    assert "WEIGHTS: head_refiner_m0.pth" in (published / "config_single.yaml").read_text()
     text = (published / "config.yaml").read_text()
     assert "- head_refiner_m0.pth" in text and "CALIBRATION: trust.json" in text
     rows = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred_ensemble")

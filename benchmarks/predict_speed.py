@@ -59,7 +59,7 @@ def main(argv=None):
         p.error(f"--repeats {args.repeats}: must be at least 1")
 
     from detectron2.engine import DefaultPredictor
-    from detectron2.modeling import GeneralizedRCNN, build_model
+    from detectron2.modeling import GeneralizedRCNN
 
     from hcmeasure.measurement.head import HeadMeasurement
     from hcmeasure.modeling.head_refiner import HeadContourRefiner
@@ -71,6 +71,7 @@ def main(argv=None):
     from hcmeasure.measurement.head import measure_head_from_instances
     from hcmeasure.predictor import head_refiner_paths, load_config
     from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
+    from hcmeasure.modeling.loading import load_model
 
     config, weights = resolve_model(args.model, args.config)
     src = args.images or resolve_root() / TEST_DIR
@@ -113,10 +114,7 @@ def main(argv=None):
         refiner_paths = head_refiner_paths(cfg, config)
         if refiner_paths is not None:
             rcfg = load_config(refiner_paths[0], device=args.device)
-            rmodels = []
-            for member_weights in refiner_paths[1]:
-                rmodels.append(build_model(rcfg).eval())
-                HCMeasureCheckpointer(rmodels[-1]).load(str(member_weights))
+            rmodels = [load_model(rcfg, w, config_file=refiner_paths[0])[1] for w in refiner_paths[1]]
             refiner = HeadContourRefiner(rmodels, crop_size=rcfg.HCMEASURE.HEAD_CROP.SIZE,
                                          context=rcfg.HCMEASURE.HEAD_CROP.CONTEXT)
             warm_gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)

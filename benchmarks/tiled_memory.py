@@ -28,16 +28,14 @@ def _rss_mib() -> float:
 
 def measure(args) -> dict:
     import torch
-    from detectron2.modeling import build_model
-
-    from hcmeasure.predictor import load_config
+    from hcmeasure.modeling.loading import load_model
 
     torch.set_num_threads(max(1, args.threads))
-    cfg = load_config(Path(args.config), ["HCMEASURE.TILE.TEST_SIZE", str(args.tile if args.mode == "tiled" else 0),
-                                          "HCMEASURE.TILE.TEST_OVERLAP", str(args.overlap),
-                                          "HCMEASURE.TILE.TEST_BATCH", str(args.tile_batch)], device="cpu")
     torch.manual_seed(0)
-    model = build_model(cfg).eval()
+    _, model = load_model(Path(args.config), None, "cpu",
+                          ["HCMEASURE.TILE.TEST_SIZE", str(args.tile if args.mode == "tiled" else 0),
+                           "HCMEASURE.TILE.TEST_OVERLAP", str(args.overlap),
+                           "HCMEASURE.TILE.TEST_BATCH", str(args.tile_batch)])
     image = torch.randint(0, 256, (3, args.height, args.width), dtype=torch.uint8).float()
     base = _rss_mib()
     start = time.perf_counter()

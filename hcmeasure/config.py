@@ -164,6 +164,10 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.POSTPROCESS.PERIMETER_FORMULA = 2
     # Detections below this score are ignored ("no_head_detected" when none is left).
     _C.HCMEASURE.POSTPROCESS.MIN_SCORE = 0.05
+    # HeadRCNN inference pastes every instance mask at full image size (False: boxes and the head only).
+    _C.HCMEASURE.POSTPROCESS.PASTE_MASKS = True
+    # HeadRCNN fits the head ellipse itself; False leaves it "not_measured" for a head refiner.
+    _C.HCMEASURE.POSTPROCESS.FIT_ELLIPSE = True
 
     # Head crops (hcmeasure.data.head_crops): the head-contour refiner is a semantic model
     # trained and run on the region around the head, resampled to SIZE x SIZE cells.

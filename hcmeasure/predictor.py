@@ -1,9 +1,9 @@
-"""Batched HC inference over images: model loading, pre-processing, measurement.
+"""Batched HC inference over images: pre-processing, detector, head refiner, measurement.
 
-``HeadPredictor`` loads a HeadRCNN config + checkpoint (strictly: a checkpoint
-that does not fit the config is an error, not a warning), and measures batches
-of greyscale scans. The folder loop, CSVs and overlays live in
-:mod:`hcmeasure.cli.predict`.
+``HeadPredictor`` loads a HeadRCNN config + checkpoint and the head refiner it names
+(through :func:`hcmeasure.modeling.loading.load_model`: strictly, a checkpoint that does
+not fit the config is an error, not a warning), and measures batches of greyscale scans.
+The folder loop, CSVs and overlays live in :mod:`hcmeasure.cli.predict`.
 """
 from __future__ import annotations
 
@@ -13,14 +13,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
-
-from .config import add_hcmeasure_config
 from .data.transforms import build_test_resize
 from .measurement.head import HeadMeasurement
-from .modeling.checkpoint import HCMeasureCheckpointer
-from .modeling.fuse import fuse_for_inference
+from .modeling.loading import ModelLoadError, load_config, load_model, load_weights_strict, prepare_for_inference
 
 __all__ = [
     "ModelLoadError",
@@ -37,38 +32,10 @@ __all__ = [
 DEFAULT_MODEL_DIR = Path(__file__).resolve().parent / "model_zoo" / "hc18_default"
 
 
-class ModelLoadError(RuntimeError):
-    """The model cannot be built or its weights do not fit; message says which file and why."""
-
-
 def default_model_paths() -> tuple[Path, Path] | None:
     """``(config, weights)`` of the shipped default model, or None when not installed."""
     cfg, weights = DEFAULT_MODEL_DIR / "config.yaml", DEFAULT_MODEL_DIR / "model_final.pth"
     return (cfg, weights) if cfg.is_file() and weights.is_file() else None
-
-
-def load_config(config_file, opts=None, device: str | None = None):
-    """Detectron2 config with hcmeasure's keys, merged from ``config_file`` and ``opts``, for
-    loading a trained checkpoint: MODEL.WEIGHTS and the ImageNet initialisations of the
-    EfficientNet-Lite backbone and of the segmentation encoders are cleared."""
-    config_file = Path(config_file)
-    if not config_file.is_file():
-        raise ModelLoadError(f"{config_file}: config file not found. Pass --config with a YAML under configs/.")
-    cfg = get_cfg()
-    add_hcmeasure_config(cfg)
-    try:
-        cfg.merge_from_file(str(config_file))
-        cfg.merge_from_list(list(opts or []))
-    except Exception as exc:  # yacs raises KeyError/ValueError/AssertionError
-        raise ModelLoadError(f"{config_file}: not a valid hcmeasure/Detectron2 config ({exc}).") from exc
-    cfg.MODEL.WEIGHTS = ""  # weights are loaded strictly below, never implicitly
-    cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED = ""  # the checkpoint holds the trained backbone
-    cfg.MODEL.SEG_ENCODER.PRETRAINED = ""  # ... and the trained encoder
-    if device:
-        cfg.MODEL.DEVICE = device
-    elif not torch.cuda.is_available():
-        cfg.MODEL.DEVICE = "cpu"
-    return cfg
 
 
 def head_refiner_paths(cfg, config_file) -> tuple[Path, list[Path]] | None:
@@ -98,52 +65,6 @@ def trust_calibration_path(cfg, config_file) -> Path | None:
     return Path(config_file).resolve().parent / name if name else None
 
 
-def _prepare_for_inference(model: torch.nn.Module, device: str) -> int:
-    """Same outputs, cheaper forward pass: BatchNorm folded into the convolutions and, on a
-    CPU, convolution weights kept channels-last (oneDNN's faster layout; the feature maps
-    follow). Returns the number of BatchNorms folded."""
-    folded = fuse_for_inference(model)
-    if not device.startswith("cuda"):
-        model.to(memory_format=torch.channels_last)
-    return folded
-
-
-def load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> None:
-    """Load a trained checkpoint into ``model``; any missing, unexpected or mis-shaped tensor is
-    a :class:`ModelLoadError` naming the checkpoint and the config (never a silent partial load)."""
-    if not weights.is_file():
-        raise ModelLoadError(f"{weights}: checkpoint not found. Pass --model with a .pth file trained by tools/train_net.py.")
-    try:
-        state = HCMeasureCheckpointer(model).read_checkpoint(str(weights))
-    except Exception as exc:
-        raise ModelLoadError(f"{weights}: cannot read the checkpoint ({exc}).") from exc
-    state = state.get("model", state)
-    own = model.state_dict()
-    missing = [k for k in own if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in own]
-    mismatched = [
-        f"{k}: checkpoint {tuple(state[k].shape)} vs model {tuple(own[k].shape)}"
-        for k in own
-        if k in state and hasattr(state[k], "shape") and tuple(state[k].shape) != tuple(own[k].shape)
-    ]
-    if missing or unexpected or mismatched:
-        details = "; ".join(
-            part
-            for part in (
-                f"{len(missing)} missing (e.g. {missing[0]})" if missing else "",
-                f"{len(unexpected)} unexpected (e.g. {unexpected[0]})" if unexpected else "",
-                f"{len(mismatched)} with other shapes (e.g. {mismatched[0]})" if mismatched else "",
-            )
-            if part
-        )
-        raise ModelLoadError(
-            f"{weights}: checkpoint does not fit config {config_file}: {details}. "
-            "Pass the config the checkpoint was trained with (--config)."
-        )
-    state = {k: torch.as_tensor(v) if not isinstance(v, torch.Tensor) else v for k, v in state.items()}
-    model.load_state_dict(state, strict=False)
-
-
 class HeadPredictor:
     """Measure heads on greyscale scans with a HeadRCNN model.
 
@@ -154,66 +75,62 @@ class HeadPredictor:
         flip_tta: override ``HCMEASURE.POSTPROCESS.FLIP_TTA`` (None keeps the config's).
         refiner: ``(config, [weights, ...])`` of a head refiner (or ensemble) to use instead
             of the one the config names.
+
+    ``cfg`` is the config as loaded (what a run's fingerprint hashes); the detector is built
+    from it with ``HCMEASURE.POSTPROCESS.PASTE_MASKS`` off and, under a refiner,
+    ``FIT_ELLIPSE`` off.
     """
 
     def __init__(self, config_file, weights, device: str | None = None, flip_tta: bool | None = None,
                  opts=None, refiner=None):
-        self.cfg = load_config(config_file, opts, device)
+        opts = list(opts or [])
         if flip_tta is not None:
-            self.cfg.HCMEASURE.POSTPROCESS.FLIP_TTA = bool(flip_tta)
+            opts += ["HCMEASURE.POSTPROCESS.FLIP_TTA", bool(flip_tta)]
+        self.cfg = load_config(config_file, opts, device)
         if self.cfg.MODEL.META_ARCHITECTURE != "HeadRCNN":
             raise ModelLoadError(
                 f"{config_file}: MODEL.META_ARCHITECTURE is {self.cfg.MODEL.META_ARCHITECTURE}, "
                 "but HC measurement needs HeadRCNN (use a config under configs/HC18/)."
             )
-        if self.cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
-        try:
-            self.model = build_model(self.cfg)
-        except Exception as exc:
-            raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
-        load_weights_strict(self.model, Path(weights), config_file)
-        self.model.eval()
-        self.fused_batchnorms = _prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
-        self.model.paste_masks = False
-        self.refiner = self._load_refiner(Path(config_file), refiner)
-        if self.refiner is not None:
-            # The refiner measures the head (flip-averaged when FLIP_TTA is on); the detector
-            # only gives the box, so it runs once and fits no ellipse of its own.
-            self.model.flip_tta = False
-            self.model.fit_ellipses = False
+        refiner_paths = refiner if refiner is not None else head_refiner_paths(self.cfg, config_file)
+        # Only the measurement is used: no full-resolution masks. With a refiner, the refiner
+        # measures the head (flip-averaged when FLIP_TTA is on); the detector only gives the
+        # box, so it runs once and fits no ellipse of its own.
+        detector_opts = ["HCMEASURE.POSTPROCESS.PASTE_MASKS", False]
+        if refiner_paths is not None:
+            detector_opts += ["HCMEASURE.POSTPROCESS.FIT_ELLIPSE", False]
+        _, self.model = load_model(self.cfg, weights, opts=detector_opts, config_file=config_file)
+        self.fused_batchnorms = prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
+        self.refiner = self._load_refiner(refiner_paths)
         self.trust = self._load_trust(Path(config_file))
         self.resize = build_test_resize(self.cfg)
         self.input_format = self.cfg.INPUT.FORMAT
         self.config_file, self.weights = Path(config_file), Path(weights)
 
-    def _load_refiner(self, config_file: Path, refiner=None):
-        """The :class:`HeadContourRefiner` named by ``HCMEASURE.HEAD_REFINER`` (paths relative
-        to ``config_file``'s folder) or given as ``refiner = (config, [weights, ...])``;
-        None when there is none."""
-        paths = refiner if refiner is not None else head_refiner_paths(self.cfg, config_file)
+    def _load_refiner(self, paths):
+        """The :class:`HeadContourRefiner` of ``paths = (config, [weights, ...])`` (see
+        :func:`head_refiner_paths`); None when there is none."""
         if paths is None:
             return None
+        from detectron2.modeling import META_ARCH_REGISTRY
+
         from .modeling.head_refiner import HeadContourRefiner
         from .modeling.meta_arch.semantic import SemanticSegmentor
 
         ref_config, member_weights = Path(paths[0]), [Path(w) for w in paths[1]]
         rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)
+        arch = META_ARCH_REGISTRY.get(rcfg.MODEL.META_ARCHITECTURE) \
+            if rcfg.MODEL.META_ARCHITECTURE in META_ARCH_REGISTRY else None
+        if arch is not None and (not issubclass(arch, SemanticSegmentor) or rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != 2):
+            raise ModelLoadError(
+                f"{ref_config}: a head refiner must be a two-class (background, head) semantic-segmentation "
+                f"model, but this config builds {rcfg.MODEL.META_ARCHITECTURE} with "
+                f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} "
+                "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
         members = []
         for ref_weights in member_weights:
-            try:
-                model = build_model(rcfg)
-            except Exception as exc:
-                raise ModelLoadError(f"{ref_config}: the head refiner cannot be built ({exc}).") from exc
-            if not isinstance(model, SemanticSegmentor) or rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES != 2:
-                raise ModelLoadError(
-                    f"{ref_config}: a head refiner must be a two-class (background, head) semantic-segmentation "
-                    f"model, but this config builds {rcfg.MODEL.META_ARCHITECTURE} with "
-                    f"MODEL.SEM_SEG_HEAD.NUM_CLASSES={rcfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES} "
-                    "(use e.g. configs/HC18/head_refiner_unet_effnet_lite0.yaml).")
-            load_weights_strict(model, ref_weights, ref_config)
-            model.eval()
-            _prepare_for_inference(model, rcfg.MODEL.DEVICE)
+            _, model = load_model(rcfg, ref_weights, config_file=ref_config)
+            prepare_for_inference(model, rcfg.MODEL.DEVICE)
             members.append(model)
         c = rcfg.HCMEASURE.HEAD_CROP
         self.refiner_config, self.refiner_weights = ref_config, member_weights

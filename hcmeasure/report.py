@@ -38,6 +38,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .io.overlays import overlay_filename, shared_overlay_stems
 from .io.tables import TableError, atomic_write_bytes, read_measurements_csv
 from .measurement.head import MEASURED_STATUSES
 from .measurement.biometry import CEPHALIC_INDEX_RANGE
@@ -174,8 +175,6 @@ def _cell(text: str, sort: str | float | None = None, cls: str = "") -> str:
 
 
 def _row_html(row: dict[str, str], overlays: Path, index: int, shared_stems: frozenset[str] = frozenset()) -> str:
-    from .cli.predict import overlay_filename
-
     e = html.escape
     why = doubts(row)
     thumb = _thumbnail(overlays / overlay_filename(row["filename"], shared_stems))
@@ -299,8 +298,6 @@ def write_report(run_dir, target=None, group_column: str = "pregnancy") -> Path:
                   if centiles else ""))
     charts = _charts_html(rows, group_column)
     head = "".join(f'<th data-type="{t}">{e(h)}</th>' for h, t in _COLUMNS)
-    from .cli.predict import shared_overlay_stems
-
     shared = shared_overlay_stems(r["filename"] for r in rows)
     body = "\n".join(_row_html(r, run_dir / "overlays", i, shared) for i, r in enumerate(ordered))
     stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")

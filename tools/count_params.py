@@ -5,8 +5,9 @@
     python tools/count_params.py configs/VOC2012/*.yaml --size 512 512 --markdown
     python tools/count_params.py CFG --opts MODEL.EDNET.DECODER_CHANNELS 128
 
-Each model is built on the CPU with ``build_model`` (random initialisation: the
-configs' ``MODEL.WEIGHTS`` are not loaded, they do not change the counts) and run once
+Each model is built on the CPU by ``hcmeasure.modeling.loading.load_model`` without
+weights (random initialisation: the configs' ``MODEL.WEIGHTS`` and ImageNet
+initialisations are not loaded, they do not change the counts) and run once
 in inference mode on one random image of ``--size`` (default 380x380) through
 Detectron2's ``FlopCountAnalysis`` (fvcore), which takes the usual list-of-dicts input.
 FLOPs follow fvcore's convention: one multiply-add counts as one flop (so they are
@@ -23,25 +24,10 @@ import sys
 
 import torch
 
-from detectron2.config import get_cfg
-from detectron2.modeling import build_model
 from detectron2.utils.analysis import FlopCountAnalysis
 
 import hcmeasure  # noqa: F401  (registers meta-architectures, backbones, datasets)
-from hcmeasure.config import add_hcmeasure_config
-
-
-def load_cfg(path: str, opts=()):
-    cfg = get_cfg()
-    add_hcmeasure_config(cfg)
-    cfg.merge_from_file(path)
-    cfg.merge_from_list(list(opts))
-    cfg.MODEL.DEVICE = "cpu"
-    # Counting needs no pretrained weights (they do not change the counts): never download.
-    cfg.MODEL.SEG_ENCODER.PRETRAINED = ""
-    cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED = ""
-    cfg.freeze()
-    return cfg
+from hcmeasure.modeling.loading import load_model
 
 
 def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
@@ -67,9 +53,9 @@ def count_flops(model: torch.nn.Module, cfg, height: int, width: int):
 
 
 def measure(path: str, opts=(), size=(380, 380)) -> dict:
-    cfg = load_cfg(path, opts)
     torch.manual_seed(0)
-    model = build_model(cfg)
+    # No weights: counting needs none (they do not change the counts), so nothing is downloaded.
+    cfg, model = load_model(path, None, "cpu", opts)
     trainable, total = count_parameters(model)
     flops, unsupported = count_flops(model, cfg, *size)
     return {

@@ -49,6 +49,7 @@ from hcmeasure.data.transforms import build_hc18_train_augmentations
 from hcmeasure.engine import create_ddp_model
 from hcmeasure.evaluation.registry import build_evaluators
 from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
+from hcmeasure.modeling.loading import load_model
 from hcmeasure.solver import build_optimizer
 
 
@@ -141,10 +142,11 @@ def setup(args):
 def main(args):
     cfg = setup(args)
     if args.eval_only:
-        model = Trainer.build_model(cfg)
-        HCMeasureCheckpointer(model, save_dir=cfg.OUTPUT_DIR).resume_or_load(
-            cfg.MODEL.WEIGHTS, resume=args.resume
-        )
+        # Detectron2's checkpoint loading (model-zoo and torchvision files, --resume from
+        # OUTPUT_DIR's last checkpoint), through hcmeasure's one loader.
+        _, model = load_model(cfg, cfg.MODEL.WEIGHTS or None, strict=False, resume=args.resume,
+                              config_file=args.config_file)
+        logging.getLogger("detectron2").info("Model:\n%s", model)
         res = Trainer.test(cfg, model)
         if comm.is_main_process():
             verify_results(cfg, res)

@@ -30,25 +30,17 @@ def add_arguments(p):
 
 def run(args) -> int:
     import torch
-    from detectron2.modeling import build_model
 
     from ..export.onnx import export_semantic_onnx, run_onnx
-    from ..predictor import ModelLoadError, load_weights_strict, load_config
+    from ..modeling.loading import ModelLoadError, load_model
     from .predict import resolve_model
 
     config, weights = resolve_model(args.model, args.config)
     try:
-        cfg = load_config(config, [], "cpu")
+        # The whole image in one graph: no tiling inside the exported model.
+        cfg, model = load_model(config, weights, "cpu", ["HCMEASURE.TILE.TEST_SIZE", 0])
     except ModelLoadError as exc:
         raise CLIError(str(exc)) from exc
-    model = build_model(cfg)
-    try:
-        load_weights_strict(model, Path(weights), config)
-    except ModelLoadError as exc:
-        raise CLIError(str(exc)) from exc
-    model.eval()
-    if hasattr(model, "test_tile"):
-        model.test_tile = 0
     try:
         path = export_semantic_onnx(model, args.out, height=args.height, width=args.width)
     except TypeError as exc:

@@ -16,6 +16,10 @@ measured. The result is ``OUT/measurements.csv`` with the same columns as
   ``no_head_detected`` (empty mask), ``ellipse_fit_failed``,
   ``missing_pixel_size`` (no pixel size for the file: the pixel columns are
   still filled), ``invalid_pixel_size``.
+* Each mask's ellipse is measured the way ``hcmeasure predict`` measures a model's
+  (:func:`hcmeasure.measurement.record.measure_head`), with the pixel size of
+  ``--pixel-size`` or ``--pixel-size-csv`` (:mod:`hcmeasure.io.calibration`; its source
+  is written in ``pixel_size_source``); no gestational age is estimated from the HC.
 * BPD, OFD and the cephalic index are filled with HC; a known gestational age
   (``--ga`` or the CSV's ``ga`` column) adds the INTERGROWTH-21st HC centile, as in
   ``hcmeasure predict``.
@@ -29,14 +33,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
 from ..io.biometry_outputs import known_ga_messages
-from ..io.tables import (MEASUREMENT_COLUMNS, PixelSize, TableError, measurement_row, read_pixel_size_csv,
-                         read_scan_info_csv, write_csv_atomic)
+from ..io.calibration import resolve_calibration
+from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_images, read_scan
+from ..io.tables import MEASUREMENT_COLUMNS, TableError, format_measurement, read_scan_info_csv, write_csv_atomic
 from ..measurement.ellipse import EllipseFitError, fit_ellipse
-from ..measurement.spacing import pixel_size_problem
 from ..measurement.growth import KnownGA, known_ga, resolve_known_ga
-from .common import CLIError
+from ..measurement.head import HeadMeasurement
+from ..measurement.record import MeasurementOptions, PixelCalibration, measure_head
+from .common import CLIError, pixel_size_overrides
 
 ANNOTATION_SUFFIX = "_Annotation"
 
@@ -119,48 +124,32 @@ def _inputs(folder: Path) -> tuple[list[Path], list[Path], list[Path]]:
     return masks, scans, others
 
 
-def _pixel_sizes(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
-    if args.pixel_size is not None:
-        problem = pixel_size_problem(args.pixel_size)
-        if problem:
-            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
-        return None, PixelSize(float(args.pixel_size))
-    if args.pixel_size_csv:
-        try:
-            return read_pixel_size_csv(args.pixel_size_csv), None
-        except TableError as exc:
-            raise CLIError(str(exc)) from None
-    return None, None
+def measure_file(path: Path, name: str, kind: str, calibration: PixelCalibration,
+                 options: MeasurementOptions = MeasurementOptions(), known: KnownGA | None = None,
+                 pregnancy: str = "") -> dict[str, str]:
+    """One measurements.csv row for the mask at ``path`` measured with ``calibration``
+    (``known``: its known GA)."""
+    def row(head: HeadMeasurement) -> dict[str, str]:
+        return format_measurement(measure_head(name, head, calibration, options, known_ga=known,
+                                               pregnancy=pregnancy))
 
+    def failed(status: str) -> dict[str, str]:
+        return row(HeadMeasurement(None, None, None, status))
 
-def measure_file(path: Path, name: str, kind: str, pixel_size: PixelSize | None, formula: int,
-                 known: KnownGA | None = None, pregnancy: str = "") -> dict[str, str]:
-    """One measurements.csv row for the mask at ``path`` (``known``: its known GA)."""
-    ps_value = pixel_size.value_mm if pixel_size is not None else None
     try:
         image = read_scan(path)
     except ImageReadError as exc:
-        return measurement_row(name, None, ps_value, status=exc.reason, known_ga=known, pregnancy=pregnancy)
+        return failed(exc.reason)
     mask = binarize(image)
     if mask is None:
-        return measurement_row(name, None, ps_value, status="not_a_mask", known_ga=known, pregnancy=pregnancy)
+        return failed("not_a_mask")
     if not mask.any():
-        return measurement_row(name, None, ps_value, status="no_head_detected", known_ga=known, pregnancy=pregnancy)
+        return failed("no_head_detected")
     try:
         fit = fit_ellipse(mask, kind=kind)
     except EllipseFitError:
-        return measurement_row(name, None, ps_value, status="ellipse_fit_failed", known_ga=known,
-                               pregnancy=pregnancy)
-    if pixel_size is None:
-        status = "missing_pixel_size"
-    elif pixel_size.error:
-        status = "invalid_pixel_size"
-    else:
-        status = "ok"
-    return measurement_row(
-        name, fit.ellipse, ps_value, fit_iou=fit.iou, status=status, perimeter_formula=formula,
-        known_ga=known, pregnancy=pregnancy,
-    )
+        return failed("ellipse_fit_failed")
+    return row(HeadMeasurement(fit.ellipse, None, fit.iou, "ok"))
 
 
 def run(args) -> int:
@@ -169,7 +158,7 @@ def run(args) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise CLIError(f"--out {out_dir}: exists and is not a folder. Pass a folder for measurements.csv.")
     masks, scans, others = _inputs(folder)
-    table, common = _pixel_sizes(args)
+    overrides = pixel_size_overrides(args.pixel_size, args.pixel_size_csv)
     ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
     if ga_arg is not None and ga_arg.status == "invalid_ga":
         raise CLIError(f"--ga: {ga_arg.message}.")
@@ -178,17 +167,13 @@ def run(args) -> int:
     except TableError as exc:
         raise CLIError(str(exc)) from None
     ga_texts = {n: i.ga for n, i in info.items()}
+    options = MeasurementOptions(perimeter_formula=args.perimeter_formula)
     rows = []
     for path in masks:
         name = report_name(path)
-        if common is not None:
-            ps = common
-        elif table is not None:
-            ps = table.get(name, table.get(path.name))
-        else:
-            ps = None
+        calibration, _ = resolve_calibration(name, path.name, overrides)
         scan = info.get(name) or info.get(path.name)
-        rows.append(measure_file(path, name, args.kind, ps, args.perimeter_formula,
+        rows.append(measure_file(path, name, args.kind, calibration, options,
                                  resolve_known_ga(name, path.name, ga_arg, ga_texts, None),
                                  scan.pregnancy if scan else ""))
     out_path = out_dir / "measurements.csv"

@@ -7,12 +7,14 @@ with one image goes into its row and the run continues; all files are written
 atomically.
 
 DICOM files (see :mod:`hcmeasure.io.dicom`) carry their own calibration; the
-pixel size of each row comes from, in order: ``--pixel-size`` / ``--pixel-size-csv``
-(an override; a disagreement with the file's calibration is reported), the
-ultrasound region containing the head, ``PixelSpacing``, ``ImagerPixelSpacing``.
-The source is written in ``pixel_size_source``. Non-square pixels are measured
-in millimetre space (:mod:`hcmeasure.measurement.spacing`). Multi-frame files give
-one row per frame, named ``file.dcm#N`` (N from 1), unless ``--frame N``.
+pixel size of each row comes from, in order (:mod:`hcmeasure.io.calibration`):
+``--pixel-size`` / ``--pixel-size-csv`` (an override; a disagreement with the file's
+calibration is reported), the ultrasound region containing the head, ``PixelSpacing``,
+``ImagerPixelSpacing``. The source is written in ``pixel_size_source``. Each head is
+measured once into a :class:`~hcmeasure.measurement.record.MeasuredHead` (HC, biometry,
+status, trust, GA, known-GA centile; non-square pixels in millimetre space), and its row,
+overlay and report entry all show that record. Multi-frame files give one row per frame,
+named ``file.dcm#N`` (N from 1), unless ``--frame N``.
 
 Each file's rows are kept in ``OUT/journal/`` as soon as it is measured, and the final
 tables are written from there (:mod:`hcmeasure.cli.predict_journal`): ``--resume``
@@ -22,37 +24,30 @@ share the files between processes (:mod:`hcmeasure.cli.predict_launch`).
 from __future__ import annotations
 
 import contextlib
-import io
 import sys
 import time
-from collections import Counter, deque
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-import cv2
-import numpy as np
-
-from ..io.biometry_outputs import biometry_caption, diameter_segments_px, known_ga_messages
-from ..io.dicom import Calibration, DicomFrame, choose_calibration, is_dicom_file, read_dicom
+from ..io.biometry_outputs import diameter_segments_px, known_ga_messages
+from ..io.calibration import resolve_calibration
+from ..io.dicom import DicomFrame, is_dicom_file, read_dicom
 from ..io.images import IMAGE_EXTENSIONS, ImageReadError, list_image_names, read_scan
+from ..io.overlays import draw_overlay, overlay_caption, overlay_filename, shared_overlay_stems
 from ..io.tables import (
     MEASUREMENT_COLUMNS,
-    PixelSize,
     TableError,
-    apply_scan_info,
     atomic_write_bytes,
-    hc_text,
+    format_measurement,
     measurement_row,
-    read_pixel_size_csv,
     read_scan_info_csv,
 )
-from ..measurement.ellipse import ramanujan_perimeter
-from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS, estimate_ga
+from ..measurement.gestational_age import DEFAULT_FORMULA, FORMULAS
 from ..measurement.growth import known_ga, resolve_known_ga
-from ..measurement.head import MEASURED_STATUSES, HeadMeasurement
-from ..measurement.spacing import head_ellipse_in_mm, pixel_size_problem
-from ..measurement.trust import assess_head
-from .common import CLIError
+from ..measurement.head import HeadMeasurement
+from ..measurement.record import MeasurementOptions, measure_head
+from .common import CLIError, pixel_size_overrides
 from .predict_journal import (
     FileRecord,
     JournalIndex,
@@ -162,92 +157,6 @@ def collect_inputs(path: Path) -> tuple[Path, list[str], list[str]]:
     return path, images, others
 
 
-def pixel_sizes_from_args(args) -> tuple[dict[str, PixelSize] | None, PixelSize | None]:
-    if args.pixel_size is not None:
-        problem = pixel_size_problem(args.pixel_size)
-        if problem:
-            raise CLIError(f"--pixel-size {args.pixel_size}: {problem}.")
-        return None, PixelSize(float(args.pixel_size))
-    if args.pixel_size_csv is not None:
-        try:
-            return read_pixel_size_csv(args.pixel_size_csv), None
-        except TableError as exc:
-            raise CLIError(str(exc)) from exc
-    return None, None
-
-
-#: Overlay palette: indices 0..251 are grey levels, then the drawing colours (RGB).
-_GREY_LEVELS = 252
-_GREEN, _RED, _YELLOW, _BLACK = 252, 253, 254, 255
-_OVERLAY_PALETTE = (
-    [round(i * 255 / (_GREY_LEVELS - 1)) for i in range(_GREY_LEVELS) for _ in range(3)]
-    + [0, 200, 0] + [255, 0, 0] + [255, 255, 0] + [0, 0, 0]
-)
-
-
-def draw_overlay(gray: np.ndarray, head: HeadMeasurement, hc_text: str, diameters=()) -> bytes:
-    """PNG bytes: the scan, the fitted mask outline (green), the ellipse (red), the
-    ``diameters`` (OFD and BPD segments in pixels, yellow) and the HC (one line of
-    ``hc_text`` per text line).
-
-    Written as an 8-bit palette PNG (252 grey levels + the drawing colours): a third of
-    the bytes of an RGB PNG to compress, so overlays cost little next to the network.
-    """
-    from PIL import Image
-
-    img = (gray.astype(np.uint16) * (_GREY_LEVELS - 1) // 255).astype(np.uint8)
-    shift = 4  # sub-pixel drawing: coordinates in 1/16 pixel
-    scale = 1 << shift
-    if head.contour is not None and len(head.contour):
-        pts = np.round(head.contour * scale).astype(np.int32).reshape(-1, 1, 2)
-        cv2.polylines(img, [pts], False, _GREEN, 1, cv2.LINE_8, shift)
-    if head.ellipse is not None:
-        e = head.ellipse
-        cv2.ellipse(
-            img,
-            (int(round(e.cx * scale)), int(round(e.cy * scale))),
-            (int(round(e.a * scale)), int(round(e.b * scale))),
-            float(np.degrees(e.angle)), 0, 360, _RED, 2, cv2.LINE_8, shift,
-        )
-    for seg in diameters:
-        p0, p1 = (tuple(int(v) for v in np.round(np.asarray(q) * scale)) for q in seg)
-        cv2.line(img, p0, p1, _YELLOW, 1, cv2.LINE_8, shift)
-    for i, line in enumerate(hc_text.split("\n")):
-        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _BLACK, 4, cv2.LINE_8)
-        cv2.putText(img, line, (10, 28 + 30 * i), cv2.FONT_HERSHEY_SIMPLEX, 0.8, _YELLOW, 2, cv2.LINE_8)
-    pil = Image.fromarray(img, mode="P")
-    pil.putpalette(_OVERLAY_PALETTE)
-    buf = io.BytesIO()
-    pil.save(buf, format="PNG", compress_level=1)
-    return buf.getvalue()
-
-
-def overlay_filename(name: str, shared_stems: frozenset[str] = frozenset()) -> str:
-    """Overlay PNG name for a row: ``a.png`` -> ``a.png``, ``b.dcm`` -> ``b.png``,
-    ``c.dcm#3`` -> ``c_frame3.png``.
-
-    ``shared_stems`` (from :func:`shared_overlay_stems`) are stems that several input
-    files of the run share; such a file keeps its extension in the name unless it is a
-    PNG (``a.png`` -> ``a.png``, ``a.dcm`` -> ``a_dcm.png``, ``a.dcm#2`` ->
-    ``a_dcm_frame2.png``), so no overlay overwrites another."""
-    base, _, frame = name.partition("#")
-    path = Path(base)
-    stem = path.stem
-    if stem in shared_stems and path.suffix.lower() != ".png":
-        stem = f"{stem}_{path.suffix.lstrip('.').lower()}"
-    return f"{stem}_frame{frame}.png" if frame else f"{stem}.png"
-
-
-def shared_overlay_stems(names) -> frozenset[str]:
-    """Stems shared by more than one input file among row or file ``names``
-    (``a.png`` and ``a.dcm``; the frames of one file count once)."""
-    stems = Counter(Path(f).stem for f in {n.partition("#")[0] for n in names})
-    return frozenset(s for s, k in stems.items() if k > 1)
-
-
-#: Relative difference between an override and the file's calibration that is reported.
-DISAGREEMENT_TOLERANCE = 0.01
-
 #: Extra columns written with ``--keep-identifiers`` (DICOM keyword -> column).
 IDENTIFIER_COLUMNS = {
     "PatientName": "patient_name",
@@ -259,78 +168,11 @@ IDENTIFIER_COLUMNS = {
 }
 
 
-def resolve_pixel_size(name: str, file_name: str, head: HeadMeasurement, cals: list[Calibration],
-                       single: PixelSize | None, table: dict[str, PixelSize] | None):
-    """``(dx, dy, source, error, disagreement)`` for one row.
-
-    ``error`` is set (and dx/dy None) for an invalid override; ``disagreement`` is a
-    message when an override differs from the file's own calibration.
-    """
-    override, how = None, ""
-    if single is not None:
-        override, how = single, "pixel_size_arg"
-    elif table is not None:
-        override = table.get(name) or table.get(file_name)
-        how = "pixel_size_csv"
-    point = (head.ellipse.cx, head.ellipse.cy) if head.ellipse is not None else None
-    cal = choose_calibration(cals, point) if cals else None
-    if override is not None:
-        if override.error:
-            return None, None, how, override.error, None
-        v = override.value_mm
-        note = None
-        if cal is not None and max(abs(v - cal.dx_mm) / cal.dx_mm, abs(v - cal.dy_mm) / cal.dy_mm) > DISAGREEMENT_TOLERANCE:
-            note = (f"{name}: --{how.replace('_', '-').replace('-arg', '')} gives {v:.6g} mm but the file's "
-                    f"{cal.source} says {cal.dx_mm:.6g} x {cal.dy_mm:.6g} mm (x, y); the override is used")
-            how = f"{how} (disagrees with {cal.source} {cal.dx_mm:.6g}x{cal.dy_mm:.6g} mm)"
-        return v, v, how, None, note
-    if cal is not None:
-        problem = pixel_size_problem(cal.dx_mm) or pixel_size_problem(cal.dy_mm)
-        if problem:
-            return None, None, cal.source, f"{cal.source}: {problem}", None
-        return cal.dx_mm, cal.dy_mm, cal.source, None, None
-    return None, None, "", None, None
-
-
-def _row_for(name: str, head: HeadMeasurement, dx: float | None, dy: float | None, source: str,
-             size_error: str | None, args, gray: np.ndarray | None = None, trust=None) -> dict:
-    """Row for a measured image; without a (valid) pixel size HC stays in pixels. With a
-    ``trust`` calibration (:mod:`hcmeasure.measurement.trust`) a measured HC gets its
-    interval, and the status ``review`` with its reasons when a review rule fires."""
-    status = head.status
-    if status == "ok":
-        if size_error:
-            status = "invalid_pixel_size"
-        elif dx is None:
-            status = "missing_pixel_size"
-    ellipse_mm = None
-    ga = None
-    interval, reasons = None, ()
-    if head.ellipse is not None and dx is not None:
-        if abs(dx - dy) > 1e-12 * max(dx, dy):
-            ellipse_mm = head_ellipse_in_mm(head.ellipse, head.contour, dx, dy)
-            hc_mm = ramanujan_perimeter(ellipse_mm.a, ellipse_mm.b, args.perimeter_formula)
-        else:
-            hc_mm = ramanujan_perimeter(head.ellipse.a, head.ellipse.b, args.perimeter_formula) * dx
-        if status == "ok" and trust is not None:
-            assessment = assess_head(head, gray, hc_mm, trust, ellipse_mm)
-            interval, reasons = assessment.interval_mm, assessment.reasons
-            if reasons:
-                status = "review"
-        if status in MEASURED_STATUSES and args.ga_formula != "none":
-            ga = estimate_ga(hc_mm, args.ga_formula)
-    return measurement_row(
-        name, head.ellipse, dx, score=head.score, fit_iou=head.fit_iou, status=status,
-        perimeter_formula=args.perimeter_formula, pixel_size_y_mm=dy, ellipse_mm=ellipse_mm,
-        pixel_size_source=source if dx is not None or size_error else "", ga=ga,
-        hc_interval_mm=interval, review_reasons=reasons,
-    )
-
-
-def _load_frames(path: Path, args) -> list[DicomFrame]:
-    """Every image of one input file as frames (a PNG etc. is one frame without calibration)."""
+def _load_frames(path: Path, frame: int | None = None, keep_identifiers: bool = False) -> list[DicomFrame]:
+    """Every image of one input file as frames (a PNG etc. is one frame without calibration);
+    ``frame``: only that frame (from 1) of a multi-frame DICOM file."""
     if is_dicom_file(path):
-        return read_dicom(path, frame=args.frame, keep_identifiers=args.keep_identifiers)
+        return read_dicom(path, frame=frame, keep_identifiers=keep_identifiers)
     return [DicomFrame(path.name, read_scan(path))]
 
 
@@ -427,7 +269,7 @@ def _measure(args, lock: OutLock) -> int:
     main = rank == 0
     error = plan = None
     try:
-        table, single = pixel_sizes_from_args(args)
+        overrides = pixel_size_overrides(args.pixel_size, args.pixel_size_csv)
         ga_arg = known_ga(args.ga, "ga_arg") if args.ga is not None else None
         if ga_arg is not None and ga_arg.status == "invalid_ga":
             raise CLIError(f"--ga: {ga_arg.message}.")
@@ -446,6 +288,9 @@ def _measure(args, lock: OutLock) -> int:
     except ModelLoadError as exc:
         error = str(exc)
     _agree(error)
+    options = MeasurementOptions(perimeter_formula=args.perimeter_formula,
+                                 ga_formula=None if args.ga_formula == "none" else args.ga_formula,
+                                 trust=predictor.trust)
     columns = list(MEASUREMENT_COLUMNS)
     if args.keep_identifiers:
         columns += list(IDENTIFIER_COLUMNS.values())
@@ -487,7 +332,7 @@ def _measure(args, lock: OutLock) -> int:
 
     def read(path: Path):
         try:
-            return path, _load_frames(path, args), None
+            return path, _load_frames(path, args.frame, args.keep_identifiers), None
         except ImageReadError as exc:
             return path, None, exc
 
@@ -538,16 +383,19 @@ def _measure(args, lock: OutLock) -> int:
                 heads = [HeadMeasurement(None, None, None, "inference_error")] * len(batch)
             for (path, frame, _, rec), head in zip(batch, heads):
                 try:
-                    dx, dy, source, error, note = resolve_pixel_size(frame.name, path.name, head,
-                                                                     frame.calibrations, single, table)
+                    point = (head.ellipse.cx, head.ellipse.cy) if head.ellipse is not None else None
+                    calibration, note = resolve_calibration(frame.name, path.name, overrides, frame.calibrations,
+                                                            point)
                     if note:
                         rec.warnings.append(note)
-                    if error and head.status == "ok":
-                        rec.warnings.append(f"{frame.name}: {error}")
-                    row = _row_for(frame.name, head, dx, dy, source, error, args, frame.gray, predictor.trust)
+                    if calibration.error and head.status == "ok":
+                        rec.warnings.append(f"{frame.name}: {calibration.error}")
                     info = scan_info.get(frame.name) or scan_info.get(path.name)
-                    apply_scan_info(row, resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
-                                    info.pregnancy if info else "")
+                    measured = measure_head(
+                        frame.name, head, calibration, options, gray=frame.gray,
+                        known_ga=resolve_known_ga(frame.name, path.name, ga_arg, ga_texts, frame.known_ga),
+                        pregnancy=info.pregnancy if info else "")
+                    row = format_measurement(measured)
                 except Exception as exc:  # one row's problem never ends the run
                     rec.warnings.append(f"{frame.name}: the measurement could not be written ({exc!r})")
                     row = measurement_row(frame.name, None, None, status="measurement_error")
@@ -557,16 +405,9 @@ def _measure(args, lock: OutLock) -> int:
                 rec.rows.append(row)
                 rec.pending -= 1
                 if not args.no_overlays:
-                    text = hc_text(row)
-                    if row.get("ga_weeks"):
-                        text += f"  GA {row['ga_weeks']}+{row['ga_days']}"
-                    if biometry_caption(row):
-                        text += "\n" + biometry_caption(row)
-                    if row["status"] == "review":
-                        text += f"\nREVIEW: {row['review_reason'].replace(';', ', ')}"
                     target = overlay_dir / overlay_filename(frame.name, shared_stems)
                     rec.overlays.append((target, overlay_pool.submit(
-                        lambda g=frame.gray, h=head, t=text, p=target, d=diameter_segments_px(row):
+                        lambda g=frame.gray, h=head, t=overlay_caption(row), p=target, d=diameter_segments_px(row):
                         atomic_write_bytes(p, draw_overlay(g, h, t, d)))))
             batch.clear()
 

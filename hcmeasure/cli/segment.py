@@ -88,23 +88,16 @@ class SemanticPredictor:
 
     def __init__(self, config_file, weights, device: str | None = None, opts=None, *, tile: int = 0,
                  overlap: int = 0, tile_merge: str = "max", tile_batch: int = 1):
-        import torch
         from detectron2.data import MetadataCatalog
         from detectron2.data import transforms as T
-        from detectron2.modeling import build_model
 
         from ..data.semantic import build_semantic_augmentations
-        from ..predictor import ModelLoadError, load_weights_strict, load_config
+        from ..modeling.loading import load_model
 
-        cfg = load_config(config_file, opts, device)
-        if cfg.MODEL.DEVICE.startswith("cuda") and not torch.cuda.is_available():
-            raise ModelLoadError("--device cuda was asked for, but CUDA is not available here; use --device cpu.")
-        try:
-            model = build_model(cfg)
-        except Exception as exc:
-            raise ModelLoadError(f"{config_file}: the model cannot be built ({exc}).") from exc
-        load_weights_strict(model, Path(weights), config_file)
-        model.eval()
+        opts = list(opts or [])
+        if tile:
+            opts += ["HCMEASURE.TILE.TEST_SIZE", 0]  # the model's own tiling would nest inside this one
+        cfg, model = load_model(config_file, weights, device, opts)
         self.cfg, self.model = cfg, model
         self.config_file = Path(config_file)
         # Tiles run at the image's own resolution: the test resize is left out.
@@ -113,8 +106,6 @@ class SemanticPredictor:
         if tile:
             from ..inference.tiling import TiledSemanticModel
 
-            if hasattr(model, "test_tile"):
-                model.test_tile = 0  # the model's own tiling would nest inside this one
             self.runner = TiledSemanticModel(model, tile, overlap, tile_merge, tile_batch)
         self.input_format = cfg.INPUT.FORMAT
         n = int(cfg.MODEL.SEM_SEG_HEAD.NUM_CLASSES)

@@ -151,16 +151,16 @@ def _read_annotation(path: str) -> np.ndarray:
         return np.asarray(im)
 
 
-@register_label_decoder("rgba_outline")
-def decode_rgba_outline(path: str, **options) -> np.ndarray:
-    """Label decoder: RGBA (or RGB, grey) outline drawing -> class indices."""
-    return outline_target(_read_annotation(path), **options)
-
-
 def target_options_from_cfg(cfg) -> dict:
     c = cfg.HCMEASURE.CELLS
     return {"channel": c.CHANNEL, "threshold": int(c.THRESHOLD), "widen": c.WIDEN,
             "radius": float(c.WIDEN_RADIUS), "target": c.TARGET}
+
+
+@register_label_decoder("rgba_outline", options_from_cfg=target_options_from_cfg)
+def decode_rgba_outline(path: str, **options) -> np.ndarray:
+    """Label decoder: RGBA (or RGB, grey) outline drawing -> class indices."""
+    return outline_target(_read_annotation(path), **options)
 
 
 def _pairs(image_dir: Path, mask_dir: Path) -> list[tuple[Path, Path]]:

@@ -4,8 +4,10 @@
   class indices, binary JPEGs, RGB colour codes). A dataset names its decoder in
   its metadata (``label_decoder``) and in each dataset dict (``sem_seg_decoder``);
   :func:`decode_label` turns the file into an (H, W) uint8 array of class indices
-  (255 = ignore). Register new ones with :func:`register_label_decoder`; decoders with
-  options get them from the config (:func:`label_options_from_cfg`).
+  (255 = ignore). Decoders live in :data:`LABEL_DECODER_REGISTRY` (Detectron2's
+  ``Registry``; add one with :func:`register_label_decoder`); a decoder with options names
+  the function that reads them from the config, and :func:`label_options_from_cfg`
+  collects them, so this module knows no dataset.
 * :class:`SemanticDatasetMapper`: reads image and label, applies Detectron2
   augmentations to both, and returns ``image`` (C, H, W) and ``sem_seg`` (H, W). A
   dict with ``tile`` = (y0, x0, h, w) is cropped to that tile first; a training dict with
@@ -25,9 +27,10 @@ from detectron2.config import configurable
 from detectron2.data import detection_utils as utils
 from detectron2.data import transforms as T
 from detectron2.utils.file_io import PathManager
+from detectron2.utils.registry import Registry
 
 __all__ = [
-    "LABEL_DECODERS",
+    "LABEL_DECODER_REGISTRY",
     "register_label_decoder",
     "decode_label",
     "label_options_from_cfg",
@@ -40,14 +43,22 @@ __all__ = [
     "SemanticDatasetMapper",
 ]
 
-LABEL_DECODERS: dict[str, Callable[[str], np.ndarray]] = {}
+LABEL_DECODER_REGISTRY = Registry("LABEL_DECODER")
+LABEL_DECODER_REGISTRY.__doc__ = """
+Label decoders by name (a dataset's ``label_decoder``): ``fn(path, **options) -> (H, W)
+uint8 class indices``. A decoder's ``options_from_cfg`` attribute, when set, reads its
+options from the config.
+"""
 
 
-def register_label_decoder(name: str):
-    """Decorator: register ``fn(path) -> (H, W) uint8 class indices`` under ``name``."""
+def register_label_decoder(name: str, options_from_cfg: Callable | None = None):
+    """Decorator: register ``fn(path[, **options]) -> (H, W) uint8 class indices`` in
+    :data:`LABEL_DECODER_REGISTRY` under ``name``; ``options_from_cfg(cfg) -> dict`` gives
+    its options from the config (see :func:`label_options_from_cfg`)."""
 
     def wrap(fn):
-        LABEL_DECODERS[name] = fn
+        fn.options_from_cfg = options_from_cfg
+        LABEL_DECODER_REGISTRY._do_register(name, fn)
         return fn
 
     return wrap
@@ -66,18 +77,17 @@ def decode_index_png(path: str) -> np.ndarray:
 def decode_label(path: str, decoder: str = "index_png", **options) -> np.ndarray:
     """Class indices of the label file ``path``; ``options`` go to decoders that take
     them (e.g. the target options of ``"rgba_outline"``, :mod:`hcmeasure.data.cells`)."""
-    try:
-        fn = LABEL_DECODERS[decoder]
-    except KeyError:
-        raise KeyError(f"unknown label decoder {decoder!r}; known: {sorted(LABEL_DECODERS)}") from None
+    if decoder not in LABEL_DECODER_REGISTRY:
+        raise KeyError(f"unknown label decoder {decoder!r}; known: {sorted(n for n, _ in LABEL_DECODER_REGISTRY)}")
+    fn = LABEL_DECODER_REGISTRY.get(decoder)
     return fn(path, **options) if options else fn(path)
 
 
 def label_options_from_cfg(cfg) -> dict[str, dict]:
-    """Per-decoder options set in the config: ``{"rgba_outline": HCMEASURE.CELLS.*}``."""
-    from .cells import target_options_from_cfg
-
-    return {"rgba_outline": target_options_from_cfg(cfg)}
+    """Per-decoder options set in the config, by decoder name, from each registered
+    decoder's ``options_from_cfg`` (e.g. ``{"rgba_outline": HCMEASURE.CELLS.*}``)."""
+    return {name: fn.options_from_cfg(cfg) for name, fn in LABEL_DECODER_REGISTRY
+            if getattr(fn, "options_from_cfg", None) is not None}
 
 
 def crop_tile(array: np.ndarray, tile) -> np.ndarray:

@@ -6,5 +6,6 @@ from .hc18 import (  # noqa: F401
     hausdorff_mm,
     hc_differences,
 )
-from .registry import EVALUATOR_BUILDERS, build_evaluators, register_evaluator_builder  # noqa: F401
+from .registry import EVALUATOR_REGISTRY, build_evaluators, register_evaluator_builder  # noqa: F401
 from .medseg import MedSegEvaluator  # noqa: F401  (registers evaluator_type "medseg")
+from .cells import CellsEvaluator  # noqa: F401  (registers evaluator_type "cells")

@@ -88,3 +88,18 @@ class CellsEvaluator(DatasetEvaluator):
             if not comm.is_main_process():
                 return {}
         return {"cells": outline_metrics(*counts.tolist(), recall_weight=self._weight)}
+
+
+def _register():
+    from .registry import register_evaluator_builder
+
+    @register_evaluator_builder("cells")
+    def _cells(cfg, dataset_name, output_folder):
+        """Cell-outline datasets: outline recall / precision / F1 (:class:`CellsEvaluator`)."""
+        from ..data.semantic import label_options_from_cfg
+
+        return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
+                               recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]
+
+
+_register()

@@ -49,9 +49,10 @@ from detectron2.evaluation import DatasetEvaluator
 from scipy.spatial import cKDTree
 
 from ..io.images import ImageReadError, read_scan
-from ..io.tables import MEASUREMENT_COLUMNS, measurement_row, write_csv_atomic
+from ..io.tables import MEASUREMENT_COLUMNS, format_measurement, write_csv_atomic
+from ..measurement.ellipse import Ellipse, EllipseFitError, ellipse_mask, fit_ellipse
 from ..measurement.head import MEASURED_STATUSES
-from ..measurement.ellipse import Ellipse, EllipseFitError, ellipse_mask, fit_ellipse, ramanujan_perimeter
+from ..measurement.record import MeasurementOptions, PixelCalibration, measure_head
 
 __all__ = [
     "hc_differences",
@@ -177,10 +178,14 @@ def _float_or_none(text) -> float | None:
 
 
 def ellipse_from_row(row: Mapping[str, str]) -> Ellipse | None:
-    """The ellipse (pixels) in a ``measurements.csv`` row, or None when its columns are empty."""
+    """The ellipse (pixels) in a ``measurements.csv`` row, or None when its columns are empty.
+
+    Its angle is ``angle_px_rad``, the pixel ellipse's own; a row written before that
+    column existed falls back to ``angle_rad``, which is the same for square pixels."""
+    angle = "angle_px_rad" if row.get("angle_px_rad") else "angle_rad"
     values = [
         _float_or_none(row.get(k))
-        for k in ("center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", "angle_rad")
+        for k in ("center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", angle)
     ]
     if any(v is None for v in values):
         return None
@@ -400,7 +405,7 @@ class HC18Evaluator(DatasetEvaluator):
         self._dataset_name = dataset_name
         self._mask_threshold = float(mask_threshold)
         self._min_score = float(min_score)
-        self._formula = int(perimeter_formula)
+        self._options = MeasurementOptions(perimeter_formula=int(perimeter_formula))
         self._output_dir = output_dir
         self._distributed = distributed
         self._dataset_by_id: dict | None = None
@@ -462,7 +467,7 @@ class HC18Evaluator(DatasetEvaluator):
         for inp, out in zip(inputs, outputs):
             f = self._fields(inp)
             filename = os.path.basename(str(f["file_name"] or inp.get("image_id", "")))
-            pixel_size = _float_or_none(f["pixel_size_mm"])
+            pixel_size = f["pixel_size_mm"]
             truth_hc = _float_or_none(f["hc_mm"])
             if "head" in out:
                 # HeadRCNN measured the head itself (as ``hcmeasure predict`` does).
@@ -474,34 +479,22 @@ class HC18Evaluator(DatasetEvaluator):
                 )
             else:
                 head = None
-            if head is None:
-                status, ellipse, score, fit_iou = "no_head_detected", None, None, None
-            else:
-                status, ellipse, score, fit_iou = head.status, head.ellipse, head.score, head.fit_iou
-            if status == "ok" and (pixel_size is None or pixel_size <= 0):
-                status = "missing_pixel_size" if f["pixel_size_mm"] is None else "invalid_pixel_size"
-            row = measurement_row(
-                filename,
-                ellipse,
-                pixel_size if pixel_size and pixel_size > 0 else None,
-                score=score,
-                fit_iou=fit_iou,
-                status=status,
-                perimeter_formula=self._formula,
-            )
-            if status != "ok":
-                self._records.append({"filename": filename, "status": status, "row": row})
+            measured = measure_head(filename, head, PixelCalibration.from_value(pixel_size, "dataset"),
+                                    self._options)
+            row = format_measurement(measured)
+            if measured.status != "ok":
+                self._records.append({"filename": filename, "status": measured.status, "row": row})
                 continue
             truth = self._truth(f)
             truth_ellipse, shape = truth if truth is not None else (None, None)
             rec = image_metrics(
                 filename,
-                ramanujan_perimeter(ellipse.a, ellipse.b, self._formula) * pixel_size,
+                measured.hc_mm,
                 truth_hc,
-                pred_ellipse=ellipse,
+                pred_ellipse=measured.ellipse_px,
                 truth_ellipse=truth_ellipse,
                 shape=shape,
-                pixel_size_mm=pixel_size,
+                pixel_size_mm=measured.calibration.dx_mm,
             )
             rec["row"] = row
             self._records.append(rec)

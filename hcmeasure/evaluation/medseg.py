@@ -202,12 +202,12 @@ class MedSegEvaluator(DatasetEvaluator):
 
 
 def _register():
-    from .registry import EVALUATOR_BUILDERS, register_evaluator_builder
+    from .registry import EVALUATOR_REGISTRY, register_evaluator_builder
 
     @register_evaluator_builder("medseg")
     def _medseg(cfg, dataset_name, output_folder):
         """Polyp datasets: Detectron2's SemSegEvaluator (mIoU, ...) and MedSegEvaluator."""
-        return EVALUATOR_BUILDERS["sem_seg"](cfg, dataset_name, output_folder) + [
+        return EVALUATOR_REGISTRY.get("sem_seg")(cfg, dataset_name, output_folder) + [
             MedSegEvaluator(dataset_name, output_dir=output_folder)]
 
 

@@ -1,24 +1,31 @@
 """Which Detectron2 evaluators a dataset gets, by its metadata's ``evaluator_type``.
 
 ``tools/train_net.py`` calls :func:`build_evaluators`; a module adding a kind of
-dataset registers a builder ``fn(cfg, dataset_name, output_folder) -> list`` with
-:func:`register_evaluator_builder` instead of editing the trainer.
+dataset registers a builder ``fn(cfg, dataset_name, output_folder) -> list`` in
+:data:`EVALUATOR_REGISTRY` (Detectron2's ``Registry``) with
+:func:`register_evaluator_builder` instead of editing the trainer (the cells and polyp
+evaluators register theirs in their own modules).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
+from detectron2.utils.registry import Registry
 
-__all__ = ["EVALUATOR_BUILDERS", "register_evaluator_builder", "build_evaluators"]
+__all__ = ["EVALUATOR_REGISTRY", "register_evaluator_builder", "build_evaluators"]
 
-EVALUATOR_BUILDERS: dict[str, Callable] = {}
+EVALUATOR_REGISTRY = Registry("EVALUATOR")
+EVALUATOR_REGISTRY.__doc__ = """
+Evaluator builders by a dataset's ``evaluator_type``: ``fn(cfg, dataset_name,
+output_folder) -> [DatasetEvaluator, ...]``.
+"""
 
 
 def register_evaluator_builder(evaluator_type: str):
+    """Decorator: register a builder in :data:`EVALUATOR_REGISTRY` under ``evaluator_type``."""
+
     def wrap(fn):
-        EVALUATOR_BUILDERS[evaluator_type] = fn
+        EVALUATOR_REGISTRY._do_register(evaluator_type, fn)
         return fn
 
     return wrap
@@ -26,14 +33,12 @@ def register_evaluator_builder(evaluator_type: str):
 
 def build_evaluators(cfg, dataset_name: str, output_folder: str) -> DatasetEvaluators:
     evaluator_type = MetadataCatalog.get(dataset_name).get("evaluator_type", None)
-    try:
-        builder = EVALUATOR_BUILDERS[evaluator_type]
-    except KeyError:
+    if evaluator_type not in EVALUATOR_REGISTRY:
         raise NotImplementedError(
             f"no evaluator for dataset {dataset_name!r} (evaluator_type={evaluator_type!r}); "
-            f"known types: {sorted(EVALUATOR_BUILDERS)}"
-        ) from None
-    return DatasetEvaluators(builder(cfg, dataset_name, output_folder))
+            f"known types: {sorted(n for n, _ in EVALUATOR_REGISTRY)}"
+        )
+    return DatasetEvaluators(EVALUATOR_REGISTRY.get(evaluator_type)(cfg, dataset_name, output_folder))
 
 
 @register_evaluator_builder("hc18")
@@ -58,12 +63,3 @@ def _sem_seg(cfg, dataset_name, output_folder):
     decoder = MetadataCatalog.get(dataset_name).get("label_decoder", "index_png")
     return [SemSegEvaluator(dataset_name, output_dir=output_folder,
                             sem_seg_loading_fn=lambda path, dtype=int: decode_label(path, decoder).astype(dtype))]
-
-
-@register_evaluator_builder("cells")
-def _cells(cfg, dataset_name, output_folder):
-    from ..data.semantic import label_options_from_cfg
-    from .cells import CellsEvaluator
-
-    return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
-                           recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..measurement.growth import KnownGA, ga_from_dates, known_ga_from_days
-from .images import ImageReadError
+from .images import DICOM_EXTENSIONS, ImageReadError, is_dicom_file  # noqa: F401 (part of this module's API)
 
 __all__ = [
     "DICOM_EXTENSIONS",
@@ -47,9 +47,6 @@ __all__ = [
     "known_ga_from_dataset",
     "supported_transfer_syntaxes",
 ]
-
-#: Extensions treated as DICOM in a folder (files without an extension are sniffed).
-DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic")
 
 #: Written to ``pixel_size_source`` for each calibration source.
 SOURCE_REGION = "dicom_us_region"
@@ -100,21 +97,6 @@ class DicomFrame:
     identifiers: dict[str, str] = field(default_factory=dict)
     burned_in_annotation: bool = False
     known_ga: KnownGA | None = None  # from LastMenstrualDate and the scan date, when present
-
-
-def is_dicom_file(path) -> bool:
-    """True for a DICOM extension, or an extensionless file with the 'DICM' preamble marker."""
-    path = Path(path)
-    if path.suffix.lower() in DICOM_EXTENSIONS:
-        return True
-    if path.suffix == "":
-        try:
-            with open(path, "rb") as f:
-                head = f.read(132)
-        except OSError:
-            return False
-        return len(head) == 132 and head[128:132] == b"DICM"
-    return False
 
 
 def supported_transfer_syntaxes() -> list[str]:

@@ -13,10 +13,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-__all__ = ["IMAGE_EXTENSIONS", "ImageReadError", "read_scan", "list_images", "list_image_names", "gray_to_bgr"]
+__all__ = ["IMAGE_EXTENSIONS", "DICOM_EXTENSIONS", "ImageReadError", "is_dicom_file", "read_scan", "list_images",
+           "list_image_names", "gray_to_bgr"]
 
 #: File extensions treated as images when a folder is measured (lower case).
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+#: File extensions of DICOM files (read by :mod:`hcmeasure.io.dicom`).
+DICOM_EXTENSIONS = (".dcm", ".dicom", ".dic")
 
 
 class ImageReadError(ValueError):
@@ -26,6 +29,21 @@ class ImageReadError(ValueError):
         super().__init__(f"{path}: {message}")
         self.path = Path(path)
         self.reason = reason
+
+
+def is_dicom_file(path) -> bool:
+    """True for a DICOM extension, or an extensionless file with the 'DICM' preamble marker."""
+    path = Path(path)
+    if path.suffix.lower() in DICOM_EXTENSIONS:
+        return True
+    if path.suffix == "":
+        try:
+            with open(path, "rb") as f:
+                head = f.read(132)
+        except OSError:
+            return False
+        return len(head) == 132 and head[128:132] == b"DICM"
+    return False
 
 
 def list_images(folder) -> tuple[list[Path], list[Path]]:
@@ -41,10 +59,6 @@ def list_images(folder) -> tuple[list[Path], list[Path]]:
 def list_image_names(folder) -> tuple[list[str], list[str]]:
     """As :func:`list_images`, but file names (sorted) instead of paths: a folder of a few
     hundred thousand scans costs a few tens of MB here instead of a few hundred."""
-    import os
-
-    from .dicom import is_dicom_file
-
     images, others = [], []
     with os.scandir(folder) as entries:
         for entry in entries:

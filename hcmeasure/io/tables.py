@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping, Sequence
 
-from ..measurement.biometry import head_biometry
-from ..measurement.ellipse import Ellipse, ramanujan_perimeter
+from ..measurement.ellipse import Ellipse
 from ..measurement.gestational_age import GAEstimate
-from ..measurement.growth import KnownGA, hc_for_age
+from ..measurement.growth import KnownGA
 from ..measurement.head import MEASURED_STATUSES
+from ..measurement.record import MeasuredHead, PixelCalibration, ellipse_to_mm
 from ..measurement.spacing import pixel_size_problem
 
 __all__ = [
@@ -31,9 +31,9 @@ __all__ = [
     "read_scan_info_csv",
     "read_reference_hc_csv",
     "read_measurements_csv",
+    "format_measurement",
     "measurement_row",
     "hc_text",
-    "apply_scan_info",
     "submission_row",
     "write_csv_atomic",
     "atomic_write_bytes",
@@ -85,6 +85,9 @@ MEASUREMENT_COLUMNS = [
     "hc_low_mm",
     "hc_high_mm",
     "review_reason",
+    # The pixel ellipse's own angle: with non-square pixels angle_rad (the mm ellipse's,
+    # as the HC18 submission needs) is not the angle of the _px columns' ellipse.
+    "angle_px_rad",
 ]
 
 #: Columns of the HC18 leaderboard ``submission.csv``, exactly as the challenge expects.
@@ -247,6 +250,71 @@ def _fmt(value, digits: int = 4) -> str:
     return str(value)
 
 
+def format_measurement(head: MeasuredHead) -> dict[str, str]:
+    """One row of ``measurements.csv`` for a :class:`~hcmeasure.measurement.record.MeasuredHead`
+    (only formatting: every number comes from the record).
+
+    Without a pixel ellipse only filename, status, calibration and the GA columns are
+    filled; without a millimetre ellipse (no usable pixel size) the ``_mm`` columns stay
+    empty and the pixel columns are filled. ``angle_rad`` is the millimetre ellipse's
+    angle (what the HC18 submission needs), ``angle_px_rad`` the pixel ellipse's; they
+    differ only where pixels are not square. ``pixel_size_y_mm`` is written when the
+    calibration states it."""
+    row = {c: "" for c in MEASUREMENT_COLUMNS}
+    cal = head.calibration
+    row.update(filename=head.filename, status=head.status, score=_fmt(head.score), fit_iou=_fmt(head.fit_iou),
+               pixel_size_source=cal.source, review_reason=";".join(head.review_reasons),
+               pregnancy=head.pregnancy or "")
+    if cal.dx_mm is not None:
+        row["pixel_size_mm"] = f"{cal.dx_mm:.10g}"
+        if cal.dy_mm is not None:
+            row["pixel_size_y_mm"] = f"{cal.dy_mm:.10g}"
+    ga = head.ga
+    if ga is not None:
+        row["ga_formula"] = ga.formula
+        row["ga_status"] = ga.status
+        if ga.weeks_days is not None:
+            row["ga_weeks"], row["ga_days"] = (str(v) for v in ga.weeks_days)
+        if ga.uncertainty_days is not None:
+            row["ga_uncertainty_days"] = f"{ga.uncertainty_days:.1f}"
+    px, mm = head.ellipse_px, head.ellipse_mm
+    if px is not None:
+        row.update(
+            hc_px=_fmt(head.hc_px, 3),
+            center_x_px=_fmt(px.cx, 3),
+            center_y_px=_fmt(px.cy, 3),
+            semi_axes_a_px=_fmt(px.a, 3),
+            semi_axes_b_px=_fmt(px.b, 3),
+            angle_rad=_fmt((mm or px).angle, 6),
+            angle_px_rad=_fmt(px.angle, 6),
+        )
+    if px is not None and mm is not None:
+        row.update(
+            hc_mm=_fmt(head.hc_mm, 3),
+            center_x_mm=_fmt(mm.cx, 4),
+            center_y_mm=_fmt(mm.cy, 4),
+            semi_axes_a_mm=_fmt(mm.a, 4),
+            semi_axes_b_mm=_fmt(mm.b, 4),
+        )
+        if head.hc_interval_mm is not None:
+            row["hc_low_mm"], row["hc_high_mm"] = (_fmt(v, 3) for v in head.hc_interval_mm)
+        bio = head.biometry
+        row.update(
+            bpd_mm=_fmt(bio.bpd_mm, 3),
+            ofd_mm=_fmt(bio.ofd_mm, 3),
+            cephalic_index=_fmt(bio.cephalic_index, 2),
+            ci_flag=bio.ci_flag,
+            bpd_outer_inner_est_mm=_fmt(bio.bpd_outer_inner_est_mm, 3),
+        )
+    known = head.known_ga
+    if known is not None:
+        row.update(known_ga=known.text, known_ga_source=known.source, known_ga_status=known.status)
+        size = head.hc_for_known_ga
+        if size is not None:
+            row.update(hc_zscore=_fmt(size.zscore, 3), hc_centile=_fmt(size.centile, 1), hc_centile_flag=size.flag)
+    return row
+
+
 def measurement_row(
     filename: str,
     ellipse: Ellipse | None,
@@ -265,93 +333,21 @@ def measurement_row(
     known_ga: KnownGA | None = None,
     pregnancy: str = "",
 ) -> dict[str, str]:
-    """One row of ``measurements.csv``. Without an ellipse only filename/status are filled;
-    without a pixel size the ``_mm`` columns stay empty and the pixel columns are filled.
-
-    Non-square pixels: ``pixel_size_mm`` is the spacing along x (columns) and
-    ``pixel_size_y_mm`` along y (rows); ``ellipse_mm`` is then the head ellipse in
-    millimetre space (see :mod:`hcmeasure.measurement.spacing`) and HC is its perimeter.
-    ``pixel_size_y_mm`` is written when given (``hcmeasure predict`` gives it whenever a
-    pixel size is known, equal to x for square pixels). ``ga`` fills the gestational-age
-    (dating) columns. BPD, OFD and the cephalic index come from the mm ellipse whenever
-    HC is given in mm; ``known_ga`` and ``pregnancy`` fill their columns through
-    :func:`apply_scan_info`. ``hc_interval_mm`` fills the interval columns (with a pixel
-    size), ``review_reasons`` the ``review_reason`` column (``;``-separated)."""
-    row = {c: "" for c in MEASUREMENT_COLUMNS}
-    row["filename"] = filename
-    row["status"] = status
-    row["score"] = _fmt(score)
-    row["fit_iou"] = _fmt(fit_iou)
-    row["pixel_size_source"] = pixel_size_source
-    row["review_reason"] = ";".join(review_reasons)
-    if pixel_size_mm is not None:
-        row["pixel_size_mm"] = f"{pixel_size_mm:.10g}"
-        if pixel_size_y_mm is not None:
-            row["pixel_size_y_mm"] = f"{pixel_size_y_mm:.10g}"
-    if ga is not None:
-        row["ga_formula"] = ga.formula
-        row["ga_status"] = ga.status
-        if ga.weeks_days is not None:
-            row["ga_weeks"], row["ga_days"] = (str(v) for v in ga.weeks_days)
-        if ga.uncertainty_days is not None:
-            row["ga_uncertainty_days"] = f"{ga.uncertainty_days:.1f}"
+    """:func:`format_measurement` of a record given by its parts, as they are (no status
+    or trust logic: see :func:`~hcmeasure.measurement.record.measure_head` for that): a
+    pixel ``ellipse``, the pixel size along x (``pixel_size_mm``) and y
+    (``pixel_size_y_mm``, None: not stated, square), and the millimetre ellipse
+    (``ellipse_mm``; by default the pixel ellipse in mm,
+    :func:`~hcmeasure.measurement.record.ellipse_to_mm`). For rows without a model: a
+    failed image, a table in a test."""
+    calibration = PixelCalibration(pixel_size_mm, pixel_size_y_mm, pixel_size_source)
+    if ellipse_mm is None and ellipse is not None and pixel_size_mm is not None:
+        ellipse_mm = ellipse_to_mm(ellipse, *calibration.spacing_mm)
     if ellipse is None:
-        return apply_scan_info(row, known_ga, pregnancy)
-    hc_px = ramanujan_perimeter(ellipse.a, ellipse.b, perimeter_formula)
-    row.update(
-        hc_px=_fmt(hc_px, 3),
-        center_x_px=_fmt(ellipse.cx, 3),
-        center_y_px=_fmt(ellipse.cy, 3),
-        semi_axes_a_px=_fmt(ellipse.a, 3),
-        semi_axes_b_px=_fmt(ellipse.b, 3),
-        angle_rad=_fmt(ellipse.angle, 6),
-    )
-    if pixel_size_mm is not None:
-        if ellipse_mm is not None:
-            mm = ellipse_mm
-            hc_mm = ramanujan_perimeter(mm.a, mm.b, perimeter_formula)
-        else:
-            mm = ellipse.scaled(pixel_size_mm)
-            hc_mm = hc_px * pixel_size_mm
-        row.update(
-            hc_mm=_fmt(hc_mm, 3),
-            center_x_mm=_fmt(mm.cx, 4),
-            center_y_mm=_fmt(mm.cy, 4),
-            semi_axes_a_mm=_fmt(mm.a, 4),
-            semi_axes_b_mm=_fmt(mm.b, 4),
-        )
-        if ellipse_mm is not None:
-            # Non-square pixels: the mm ellipse's own orientation (the pixel one differs).
-            row["angle_rad"] = _fmt(mm.angle, 6)
-        if hc_interval_mm is not None:
-            row["hc_low_mm"], row["hc_high_mm"] = (_fmt(v, 3) for v in hc_interval_mm)
-        bio = head_biometry(mm)
-        row.update(
-            bpd_mm=_fmt(bio.bpd_mm, 3),
-            ofd_mm=_fmt(bio.ofd_mm, 3),
-            cephalic_index=_fmt(bio.cephalic_index, 2),
-            ci_flag=bio.ci_flag,
-            bpd_outer_inner_est_mm=_fmt(bio.bpd_outer_inner_est_mm, 3),
-        )
-    return apply_scan_info(row, known_ga, pregnancy)
-
-
-def apply_scan_info(row: dict[str, str], known_ga: KnownGA | None, pregnancy: str = "") -> dict[str, str]:
-    """Fill the known-GA, centile and ``pregnancy`` columns of ``row`` (in place; returned).
-
-    The centile columns are filled when the GA is usable (14+0 to 40+0 weeks) and the
-    row's ``status`` is ``ok`` with an HC in mm; ``known_ga_status`` says why not
-    otherwise (``invalid_ga``, ``ga_out_of_range``), and never changes ``status``."""
-    row["pregnancy"] = pregnancy or ""
-    for column in ("known_ga", "known_ga_source", "known_ga_status", "hc_zscore", "hc_centile", "hc_centile_flag"):
-        row[column] = ""
-    if known_ga is None:
-        return row
-    row.update(known_ga=known_ga.text, known_ga_source=known_ga.source, known_ga_status=known_ga.status)
-    if known_ga.usable and row.get("status") in MEASURED_STATUSES and row.get("hc_mm"):
-        size = hc_for_age(float(row["hc_mm"]), known_ga.days)
-        row.update(hc_zscore=_fmt(size.zscore, 3), hc_centile=_fmt(size.centile, 1), hc_centile_flag=size.flag)
-    return row
+        ellipse_mm = None
+    head = MeasuredHead(filename, status, ellipse, ellipse_mm, calibration, score, fit_iou, perimeter_formula,
+                        ga, hc_interval_mm, tuple(review_reasons), known_ga, pregnancy)
+    return format_measurement(head)
 
 
 def hc_text(row: Mapping[str, str]) -> str:

@@ -1,4 +1,8 @@
-"""Geometry of the head: ellipse fit on masks, perimeter, HC in millimetres."""
+"""Geometry of the head: ellipse fit on masks, perimeter, HC in millimetres.
+
+The measured head as every output shows it (HC, biometry, status, GA) is built in
+:mod:`hcmeasure.measurement.record`.
+"""
 from .ellipse import (  # noqa: F401
     Ellipse,
     EllipseFit,
@@ -13,5 +17,9 @@ from .ellipse import (  # noqa: F401
 
 
 def head_circumference_mm(ellipse: Ellipse, pixel_size_mm: float, formula: int = 2) -> float:
-    """HC in mm: Ramanujan perimeter of ``ellipse`` (pixels) times the pixel size (mm/pixel)."""
-    return ramanujan_perimeter(ellipse.a, ellipse.b, formula) * float(pixel_size_mm)
+    """HC in mm of a head ellipse in pixels on square pixels of ``pixel_size_mm`` (mm per
+    pixel): the perimeter of the millimetre ellipse, as :class:`~hcmeasure.measurement.record.MeasuredHead`
+    computes it."""
+    from .record import ellipse_to_mm
+
+    return ellipse_to_mm(ellipse, float(pixel_size_mm), float(pixel_size_mm)).perimeter(formula)

@@ -288,3 +288,31 @@ def test_files_sharing_a_stem_get_separate_overlays(tmp_path, tiny_checkpoint, h
     assert overlays == ["other_frame1.png", "other_frame2.png", "other_frame3.png", "scan.png", "scan_dcm.png"]
     body = (out / "report.html").read_text().split("<tbody>")[1]
     assert body.count('src="data:image/jpeg;base64,') == 5  # every row found its own overlay
+
+
+def test_non_square_pixels_keep_the_pixel_ellipse_whole_in_its_row(tmp_path, tiny_checkpoint, heads_by_size, capsys):
+    """PhysicalDeltaX 0.2 mm, PhysicalDeltaY 0.1 mm: ``angle_rad`` is the mm ellipse's (for the
+    HC18 submission), ``angle_px_rad`` the pixel ellipse's, and the row's pixel ellipse, as
+    the evaluation rebuilds it, is the one the model gave."""
+    from hcmeasure.evaluation.hc18 import ellipse_from_row
+    from hcmeasure.measurement.ellipse import ellipse_mask
+
+    model, config = tiny_checkpoint
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    write_us_dicom(scans / "rotated.dcm", _noise((520, 300)), regions=_full(520, 300, 0.02, 0.01))
+    out = tmp_path / "out"
+    code, _, err = _run(["predict", scans, "--out", out, "--model", model, "--config", config, "--no-overlays"],
+                        capsys)
+    assert code == 0, err
+    row = _rows(out)["rotated.dcm"]
+    assert (row["pixel_size_mm"], row["pixel_size_y_mm"], row["status"]) == ("0.2", "0.1", "ok")
+    assert abs(ROTATED_PX.angle - ROTATED_MM.angle) > 0.1  # the two angles really differ here
+    assert float(row["angle_rad"]) == pytest.approx(ROTATED_MM.angle, abs=1e-3)
+    assert float(row["angle_px_rad"]) == pytest.approx(ROTATED_PX.angle, abs=1e-5)
+    rebuilt = ellipse_from_row(row)
+    for field in ("cx", "cy", "a", "b", "angle"):
+        assert getattr(rebuilt, field) == pytest.approx(getattr(ROTATED_PX, field), abs=1e-3), field
+    assert (ellipse_mask(rebuilt, (520, 300)) == ellipse_mask(ROTATED_PX, (520, 300))).mean() > 0.999
+    sub = (out / "submission.csv").read_text().splitlines()[1].split(",")
+    assert float(sub[5]) == pytest.approx(ROTATED_MM.angle, abs=1e-3)  # HC18 wants the mm ellipse

@@ -113,3 +113,20 @@ def test_synthetic_outlines_are_rare():
     img, ann = synthetic_cells(np.random.default_rng(0), 96, 128)
     frac = outline_mask(ann).mean()
     assert img.shape == (96, 128, 3) and 0.01 < frac < 0.1  # thin outlines: a few percent
+
+
+def test_the_outline_decoder_declares_its_options_from_the_config():
+    from detectron2.config import get_cfg
+    from detectron2.utils.registry import Registry
+
+    from hcmeasure.config import add_hcmeasure_config
+    from hcmeasure.data.semantic import LABEL_DECODER_REGISTRY, label_options_from_cfg
+
+    assert isinstance(LABEL_DECODER_REGISTRY, Registry)
+    assert LABEL_DECODER_REGISTRY.get("rgba_outline") is decode_rgba_outline
+    cfg = add_hcmeasure_config(get_cfg())
+    cfg.HCMEASURE.CELLS.CHANNEL, cfg.HCMEASURE.CELLS.WIDEN = "red", "dilate"
+    options = label_options_from_cfg(cfg)
+    assert options["rgba_outline"] == {"channel": "red", "threshold": 127, "widen": "dilate", "radius": 1.0,
+                                       "target": "outline"}
+    assert set(options) == {"rgba_outline"}  # the other decoders take no options

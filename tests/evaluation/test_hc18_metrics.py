@@ -116,6 +116,18 @@ def test_annotation_path_and_ellipse_from_row(tmp_path):
     assert ellipse_from_row(measurement_row("a.png", None, 0.1, status="no_head_detected")) is None
 
 
+def test_ellipse_from_row_takes_the_pixel_ellipses_own_angle():
+    from hcmeasure.measurement.spacing import ellipse_in_mm
+
+    mm = Ellipse(30.0, 26.0, 25.0, 15.0, 0.4)
+    px = ellipse_in_mm(mm, 1 / 0.2, 1 / 0.1)  # non-square pixels: 0.2 x 0.1 mm
+    row = measurement_row("a.dcm", px, 0.2, pixel_size_y_mm=0.1, ellipse_mm=mm)
+    assert ellipse_from_row(row).angle == pytest.approx(px.angle, abs=1e-5)
+    # A row written before angle_px_rad existed: angle_rad (right for square pixels).
+    old = dict(row, angle_px_rad="")
+    assert ellipse_from_row(old).angle == pytest.approx(0.4, abs=1e-5)
+
+
 def _row(name, hc_mm, status="ok", ps=0.1):
     return {"filename": name, "hc_mm": "" if hc_mm is None else f"{hc_mm}", "status": status,
             "pixel_size_mm": f"{ps}"}

@@ -158,3 +158,17 @@ def test_evaluator_on_real_neopolyp_masks(neopolyp_root, tmp_path, temp_dataset)
     s = swapped.evaluate()["medseg"]
     assert s["DI_pooled"] == 1.0 and s["JA_mean_img"] == 1.0
     assert s["mDI_pooled"] == 0.0
+
+
+def test_evaluator_builders_are_a_detectron2_registry_of_every_kind_of_dataset(temp_dataset, tmp_path):
+    from detectron2.config import get_cfg
+    from detectron2.utils.registry import Registry
+
+    from hcmeasure.config import add_hcmeasure_config
+    from hcmeasure.evaluation.registry import EVALUATOR_REGISTRY, build_evaluators
+
+    assert isinstance(EVALUATOR_REGISTRY, Registry)
+    assert {"hc18", "sem_seg", "medseg", "cells"} <= {name for name, _ in EVALUATOR_REGISTRY}
+    name = temp_dataset("no_evaluator_type", [], {})
+    with pytest.raises(NotImplementedError, match="evaluator_type=None.*known types: .*'cells'"):
+        build_evaluators(add_hcmeasure_config(get_cfg()), name, str(tmp_path))

@@ -275,6 +275,32 @@ def test_biometry_columns_come_from_the_mm_ellipse():
     assert row["bpd_mm"] == row["ofd_mm"] == row["cephalic_index"] == row["ci_flag"] == ""
 
 
+def test_angle_rad_is_the_mm_ellipses_and_angle_px_rad_the_pixel_ellipses():
+    from hcmeasure.measurement.spacing import ellipse_in_mm
+
+    assert MEASUREMENT_COLUMNS[-1] == "angle_px_rad"  # appended: older columns keep their places
+    row = measurement_row("a.png", ELLIPSE, 0.1)
+    assert row["angle_rad"] == row["angle_px_rad"] == "0.750000"
+    mm = Ellipse(30.0, 26.0, 25.0, 15.0, 0.4)
+    px = ellipse_in_mm(mm, 1 / 0.2, 1 / 0.1)
+    row = measurement_row("b.dcm", px, 0.2, pixel_size_y_mm=0.1, ellipse_mm=mm)
+    assert float(row["angle_rad"]) == pytest.approx(0.4)
+    assert float(row["angle_px_rad"]) == pytest.approx(px.angle) and abs(px.angle - 0.4) > 0.1
+    assert float(row["semi_axes_a_px"]) == pytest.approx(px.a, abs=1e-3)
+
+
+def test_format_measurement_writes_a_record_as_it_is():
+    from hcmeasure.measurement.head import HeadMeasurement
+    from hcmeasure.measurement.record import PixelCalibration, measure_head
+
+    head = measure_head("a.png", HeadMeasurement(ELLIPSE, 0.9, 0.95, "ok"), PixelCalibration(0.1, 0.1, "pixel_size_csv"))
+    row = tables.format_measurement(head)
+    assert row == measurement_row("a.png", ELLIPSE, 0.1, score=0.9, fit_iou=0.95, pixel_size_y_mm=0.1,
+                                  pixel_size_source="pixel_size_csv")
+    assert float(row["hc_mm"]) == pytest.approx(head.hc_mm, abs=5e-4)
+    assert float(row["bpd_mm"]) == pytest.approx(head.biometry.bpd_mm, abs=5e-4)
+
+
 def test_known_ga_gives_a_centile_only_for_a_usable_age_and_an_ok_row():
     from hcmeasure.measurement.growth import hc_for_age, known_ga
 

@@ -77,6 +77,17 @@ def test_encoders_report_their_maps():
             assert f.shape[1] == c and f.shape[-1] == 64 // s
 
 
+def test_encoders_are_built_by_name_from_a_detectron2_registry():
+    from detectron2.utils.registry import Registry
+
+    from hcmeasure.modeling.parts import SEG_ENCODER_REGISTRY
+
+    assert isinstance(SEG_ENCODER_REGISTRY, Registry)
+    assert {"unet", "resnet18", "resnet34", "resnet50", "efficientnet-lite0"} <= {n for n, _ in SEG_ENCODER_REGISTRY}
+    with pytest.raises(KeyError, match="unknown MODEL.SEG_ENCODER.NAME 'vgg16'; known: .*'resnet34'"):
+        build_encoder("vgg16")
+
+
 def test_decoder_channels_are_checked():
     with pytest.raises(ValueError, match="5 channel values"):
         UNetDecoder((64, 64, 128, 256, 512), (2, 4, 8, 16, 32), [64, 32])

@@ -11,11 +11,11 @@ more precise and much cheaper than fitting a pasted full-resolution mask.
 
 Options (``HCMEASURE.POSTPROCESS``): ``MASK_THRESHOLD``, ``MIN_SCORE``,
 ``FLIP_TTA`` (also run the horizontally flipped image in the same batch and
-average the two ellipses). ``paste_masks`` (attribute, default True) can be
-switched off by callers that only need the measurement, which skips pasting
-all masks at full resolution. ``fit_ellipses`` (attribute, default True) off leaves
-the head unmeasured (status ``"not_measured"``, with score and box) for a caller that
-measures it another way (the head refiner).
+average the two ellipses), ``PASTE_MASKS`` (default True; off for callers that only
+need the measurement, which skips pasting all masks at full resolution) and
+``FIT_ELLIPSE`` (default True; off leaves the head unmeasured, status
+``"not_measured"`` with score and box, for a caller that measures it another way, the
+head refiner; the image is then not flipped either).
 """
 from __future__ import annotations
 
@@ -67,19 +67,22 @@ def _second_score(raw: Instances, best: int) -> float:
 @META_ARCH_REGISTRY.register()
 class HeadRCNN(GeneralizedRCNN):
     @configurable
-    def __init__(self, *, mask_threshold=0.5, min_score=0.05, flip_tta=False, **kwargs):
+    def __init__(self, *, mask_threshold=0.5, min_score=0.05, flip_tta=False, paste_masks=True,
+                 fit_ellipses=True, **kwargs):
         super().__init__(**kwargs)
         self.mask_threshold = mask_threshold
         self.min_score = min_score
         self.flip_tta = flip_tta
-        self.paste_masks = True
-        self.fit_ellipses = True
+        self.paste_masks = paste_masks
+        self.fit_ellipses = fit_ellipses
 
     @classmethod
     def from_config(cls, cfg):
         ret = super().from_config(cfg)
         pp = cfg.HCMEASURE.POSTPROCESS
-        ret.update(mask_threshold=pp.MASK_THRESHOLD, min_score=pp.MIN_SCORE, flip_tta=pp.FLIP_TTA)
+        # Without an ellipse of its own to average, the detector has nothing to flip for.
+        ret.update(mask_threshold=pp.MASK_THRESHOLD, min_score=pp.MIN_SCORE, flip_tta=pp.FLIP_TTA and pp.FIT_ELLIPSE,
+                   paste_masks=pp.PASTE_MASKS, fit_ellipses=pp.FIT_ELLIPSE)
         return ret
 
     def _measure(self, raw: Instances, input_hw, output_hw) -> HeadMeasurement:

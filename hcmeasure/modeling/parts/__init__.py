@@ -13,7 +13,7 @@ A network is ``encoder -> decoder -> head``:
 from .blocks import ChannelAttention, ConvNormAct, DoubleConv, SegmentationHead, SpatialAttention  # noqa: F401
 from .decoders import DecoderBlock, UNetDecoder  # noqa: F401
 from .encoders import (  # noqa: F401
-    ENCODERS,
+    SEG_ENCODER_REGISTRY,
     PlainUNetEncoder,
     ResNetEncoder,
     build_encoder,

@@ -1,8 +1,9 @@
 """Encoders: an image batch -> five feature maps ``[F1, ..., F5]``.
 
 Every encoder has ``out_channels`` and ``strides`` (tuples of five, F1 first) so that a
-decoder can be built for it without running it. Register new ones by name with
-:func:`register_encoder`; :func:`build_encoder_from_cfg` reads ``MODEL.SEG_ENCODER``.
+decoder can be built for it without running it. Encoders are built by name from
+:data:`SEG_ENCODER_REGISTRY` (Detectron2's ``Registry``; add one with
+:func:`register_encoder`); :func:`build_encoder_from_cfg` reads ``MODEL.SEG_ENCODER``.
 
 * ``"unet"`` — :class:`PlainUNetEncoder`, the contracting path of U-Net (Ronneberger et
   al. 2015): a double 3x3 convolution per stage, 2x2 max-pooling between stages, channels
@@ -21,17 +22,17 @@ decoder can be built for it without running it. Register new ones by name with
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
 
 import torch
 from torch import nn
 
 from detectron2.layers import get_norm
+from detectron2.utils.registry import Registry
 
 from .blocks import DoubleConv
 
 __all__ = [
-    "ENCODERS",
+    "SEG_ENCODER_REGISTRY",
     "register_encoder",
     "build_encoder",
     "build_encoder_from_cfg",
@@ -41,25 +42,30 @@ __all__ = [
     "load_resnet_weights",
 ]
 
-ENCODERS: dict[str, Callable[..., nn.Module]] = {}
+SEG_ENCODER_REGISTRY = Registry("SEG_ENCODER")
+SEG_ENCODER_REGISTRY.__doc__ = """
+Encoders of the semantic-segmentation networks, by ``MODEL.SEG_ENCODER.NAME``: callables
+``fn(*, width, norm, pretrained) -> encoder`` (an ``nn.Module`` with ``out_channels`` and
+``strides``).
+"""
 
 
 def register_encoder(name: str):
-    """Decorator: register ``fn(**kwargs) -> encoder`` under ``name``."""
+    """Decorator: register ``fn(**kwargs) -> encoder`` in :data:`SEG_ENCODER_REGISTRY` under
+    ``name`` (which need not be a Python name, e.g. ``"efficientnet-lite0"``)."""
 
     def wrap(fn):
-        ENCODERS[name] = fn
+        SEG_ENCODER_REGISTRY._do_register(name, fn)
         return fn
 
     return wrap
 
 
 def build_encoder(name: str, **kwargs) -> nn.Module:
-    try:
-        fn = ENCODERS[name]
-    except KeyError:
-        raise KeyError(f"unknown MODEL.SEG_ENCODER.NAME {name!r}; known: {sorted(ENCODERS)}") from None
-    return fn(**kwargs)
+    if name not in SEG_ENCODER_REGISTRY:
+        known = sorted(n for n, _ in SEG_ENCODER_REGISTRY)
+        raise KeyError(f"unknown MODEL.SEG_ENCODER.NAME {name!r}; known: {known}")
+    return SEG_ENCODER_REGISTRY.get(name)(**kwargs)
 
 
 def build_encoder_from_cfg(cfg) -> nn.Module:

@@ -88,7 +88,9 @@ def test_ga_is_estimated_from_a_measured_hc_with_the_chosen_formula():
 
 def test_a_trust_rule_that_fires_makes_the_status_review_with_its_interval():
     trust = TrustCalibration(q=2.0, intercept=0.01)
-    gray = np.zeros((540, 800), np.uint8)
+    gray = np.full((540, 800), 40, np.uint8)  # tissue, with the skull echo along HEAD's ellipse
+    yy, xx = np.mgrid[0:540, 0:800]
+    gray[np.abs(HEAD.ellipse.normalized_radius(xx, yy) - 1.0) * HEAD.ellipse.b < 2.0] = 220
     fine = measure_head("a.png", HEAD, SQUARE, MeasurementOptions(trust=trust), gray=gray)
     assert fine.status == "ok" and fine.review_reasons == ()
     assert fine.hc_interval_mm == pytest.approx((fine.hc_mm * 0.98, fine.hc_mm * 1.02))

@@ -75,6 +75,8 @@ class HeadPredictor:
         flip_tta: override ``HCMEASURE.POSTPROCESS.FLIP_TTA`` (None keeps the config's).
         refiner: ``(config, [weights, ...])`` of a head refiner (or ensemble) to use instead
             of the one the config names.
+        single_model: of a refiner ensemble, use the first member only (faster; the trust
+            calibration, fitted on single fold models, applies unchanged).
 
     ``cfg`` is the config as loaded (what a run's fingerprint hashes); the detector is built
     from it with ``HCMEASURE.POSTPROCESS.PASTE_MASKS`` off and, under a refiner,
@@ -82,7 +84,7 @@ class HeadPredictor:
     """
 
     def __init__(self, config_file, weights, device: str | None = None, flip_tta: bool | None = None,
-                 opts=None, refiner=None):
+                 opts=None, refiner=None, single_model: bool = False):
         opts = list(opts or [])
         if flip_tta is not None:
             opts += ["HCMEASURE.POSTPROCESS.FLIP_TTA", bool(flip_tta)]
@@ -93,6 +95,8 @@ class HeadPredictor:
                 "but HC measurement needs HeadRCNN (use a config under configs/HC18/)."
             )
         refiner_paths = refiner if refiner is not None else head_refiner_paths(self.cfg, config_file)
+        if single_model and refiner_paths is not None:
+            refiner_paths = (refiner_paths[0], list(refiner_paths[1])[:1])  # the ensemble's first member
         # Only the measurement is used: no full-resolution masks. With a refiner, the refiner
         # measures the head (flip-averaged when FLIP_TTA is on); the detector only gives the
         # box, so it runs once and fits no ellipse of its own.

@@ -49,12 +49,12 @@ def test_training_ends_with_hc18_and_coco_evaluation(trained):
     assert any(k.startswith("segm/") or k.startswith("bbox/") for k in final)
 
 
-def _predict_test_set(model_dir, tiny_hc18, env, res):
+def _predict_test_set(model_dir, tiny_hc18, env, res, extra=()):
     """``hcmeasure predict`` on the tiny test set with ``model_dir``'s model_final.pth and
     config.yaml; returns the rows of measurements.csv (each with an allowed status)."""
     cmd = [sys.executable, "-m", "hcmeasure.cli.main", "predict", str(tiny_hc18 / "test_set"),
            "--model", str(model_dir / "model_final.pth"), "--config", str(model_dir / "config.yaml"),
-           "--pixel-size-csv", str(tiny_hc18 / "test_set_pixel_size.csv"), "--out", str(res)]
+           "--pixel-size-csv", str(tiny_hc18 / "test_set_pixel_size.csv"), "--out", str(res), *extra]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     rows = list(csv.DictReader(open(res / "measurements.csv")))
@@ -111,7 +111,7 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     assert sorted(p.name for p in published.iterdir()) == [
         "config.yaml", "head_refiner.pth", "head_refiner.yaml", "model_final.pth"]
     assert 'CONFIG: head_refiner.yaml' in (published / "config.yaml").read_text()
-    _predict_test_set(published, tiny_hc18, env, tmp_path / "pred")
+    single_rows = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred")
 
     # An ensemble of refiners (here the same checkpoint twice) with a trust calibration.
     trust = tmp_path / "trust.json"
@@ -130,3 +130,7 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     for r in rows:
         if r["hc_mm"]:
             assert float(r["hc_low_mm"]) <= float(r["hc_mm"]) <= float(r["hc_high_mm"])
+    # two copies of one refiner average to that refiner; --single-model uses the first alone
+    first = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred_first", ["--single-model"])
+    for a, b, c in zip(single_rows, rows, first):
+        assert a["hc_mm"] == b["hc_mm"] == c["hc_mm"]

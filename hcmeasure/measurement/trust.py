@@ -24,15 +24,19 @@ Three steps, each a plain function:
     have faint lateral skull walls.
 
 * :class:`TrustCalibration` ``.interval``: a split-conformal interval, ``hc_mm * (1 ± q *
-  sigma)``, where ``sigma`` is a linear function of the features fitted to the relative
-  out-of-fold errors, and ``q`` the conformal quantile of ``|error| / sigma`` on the
-  calibration images. Wide where the evidence is poor, narrow where it is good.
+  sigma)``, where ``sigma`` is a non-negative combination of the features fitted to the
+  relative out-of-fold errors of half the calibration rows (:func:`fit_interval`), and
+  ``q`` the conformal quantile of ``|error| / sigma`` on the other half. Wide where the
+  evidence is poor, narrow where it is good.
 
 * :class:`TrustCalibration` ``.review_reasons``: the rules that flag a measurement for a
-  human look (status ``review``), each a feature over a threshold, with a short reason.
+  human look (status ``review``), each a feature over a threshold, with a short reason:
+  :data:`DEFAULT_RULES`, which need no calibration, and rules fitted on out-of-fold rows
+  (:func:`fit_review_rules`).
 
-The calibration is a JSON written by ``benchmarks/hc18_cv.py calibrate`` from the
-cross-validation's out-of-fold predictions and named by ``HCMEASURE.TRUST.CALIBRATION``.
+The calibration is a JSON written by ``benchmarks/hc18_cv.py report --write-calibration``
+from out-of-fold predictions and named by ``HCMEASURE.TRUST.CALIBRATION``; docs/trust.md
+gives the figures.
 """
 from __future__ import annotations
 
@@ -58,7 +62,10 @@ __all__ = [
     "TrustCalibration",
     "load_trust_calibration",
     "DEFAULT_RULES",
+    "DERIVED_FEATURES",
     "CANDIDATE_RULES",
+    "MEMBER_SPREAD_LIMIT",
+    "with_interval_halfwidth",
     "conformal_quantile",
     "fit_interval",
     "fit_review_rules",

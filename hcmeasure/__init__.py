@@ -2,9 +2,14 @@
 
 Importing the package registers its datasets (``hc18_train``, ``hc18_val``,
 ``hc18_test``) and its backbones / meta-architectures in Detectron2's registries.
+Known deprecation notices of Detectron2's and fvcore's own imports are held back
+(:mod:`hcmeasure.known_warnings`; ``hcmeasure COMMAND --verbose`` shows them).
 """
-from .config import add_hcmeasure_config  # noqa: F401
-from . import data  # noqa: F401  (registers datasets)
-from . import modeling  # noqa: F401  (registers backbones and meta-architectures)
+from .known_warnings import deferred_import_warnings
+
+with deferred_import_warnings():
+    from .config import add_hcmeasure_config  # noqa: F401
+    from . import data  # noqa: F401  (registers datasets)
+    from . import modeling  # noqa: F401  (registers backbones and meta-architectures)
 
 __version__ = "0.1.0"

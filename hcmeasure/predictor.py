@@ -162,7 +162,8 @@ class HeadPredictor:
         ``gray`` keeps the original scan for the head refiner)."""
         h, w = gray.shape
         resized = self.resize.get_transform(gray).apply_image(gray)
-        image = torch.from_numpy(np.ascontiguousarray(resized)).to(torch.float32)
+        # A new float32 array: Detectron2's resize returns a read-only one (a PIL image's buffer).
+        image = torch.from_numpy(np.array(resized, dtype=np.float32, order="C"))
         image = image.unsqueeze(0).expand(3, -1, -1)  # grey -> 3 equal channels (RGB = BGR)
         return {"image": image, "height": h, "width": w, "gray": gray}
 

@@ -1,4 +1,5 @@
-"""Every config under configs/ loads with get_cfg() + add_hcmeasure_config() and builds."""
+"""Every config under configs/ (and the tiny test schedules under tests/configs/) loads
+with get_cfg() + add_hcmeasure_config() and builds."""
 from pathlib import Path
 
 import pytest
@@ -7,15 +8,18 @@ from detectron2.config import get_cfg
 import hcmeasure
 from hcmeasure.config import add_hcmeasure_config
 
-CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[1] / "configs").rglob("*.yaml")
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = sorted(p for root in (REPO / "configs", REPO / "tests" / "configs") for p in root.rglob("*.yaml")
                  if not p.name.startswith("Base-"))
 
 
 def test_there_are_configs():
     assert CONFIGS
+    # Tiny test schedules live with the tests, the recipes under configs/.
+    assert not [p for p in (REPO / "configs").rglob("*tiny_test*")]
 
 
-@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(p.parents[1])))
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: str(p.relative_to(REPO)))
 def test_config_merges(path):
     cfg = get_cfg()
     hcmeasure.add_hcmeasure_config(cfg)

@@ -20,7 +20,7 @@ environment to install into::
     .venv/bin/python tools/install_detectron2.py
 
 Users with a network and a compiler can instead build upstream Detectron2 from
-source (with ``_C``); see the README, section "How Detectron2 is installed".
+source (with ``_C``); see docs/install.md.
 """
 from __future__ import annotations
 

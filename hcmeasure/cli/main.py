@@ -1,11 +1,14 @@
 """``hcmeasure`` entry point: one module per subcommand, each with
-``add_arguments(parser)`` and ``run(args) -> int``."""
+``add_arguments(parser)`` and ``run(args) -> int``. Every subcommand takes ``--verbose``:
+without it, the known notices of other packages are kept off the console
+(:mod:`hcmeasure.known_warnings`), so that a run prints only hcmeasure's own lines."""
 from __future__ import annotations
 
 import argparse
 import importlib
 import sys
 
+from ..known_warnings import quiet_cli
 from .common import CLIError
 
 #: subcommand -> (module under hcmeasure.cli, one-line help)
@@ -31,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_text, description=help_text)
         mod = importlib.import_module(f"hcmeasure.cli.{module}")
         mod.add_arguments(p)
+        p.add_argument("--verbose", action="store_true",
+                       help="also show the warnings of other packages (Detectron2, torch, fvcore) "
+                            "that hcmeasure hides as known")
         p.set_defaults(_run=mod.run)
     return parser
 
@@ -39,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return int(args._run(args) or 0)
+        with quiet_cli(args.verbose):
+            return int(args._run(args) or 0)
     except CLIError as exc:
         print(f"hcmeasure {args.command}: error: {exc}", file=sys.stderr)
         return 2

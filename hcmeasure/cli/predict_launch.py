@@ -73,10 +73,13 @@ def launch_processes(main_func, args) -> int:
         return int(main_func(args) or 0)
     import torch.multiprocessing as mp
 
+    from ..known_warnings import quiet_child_processes
+
     try:
-        launch(_process_main, args.num_processes, num_machines=args.num_machines,
-               machine_rank=args.machine_rank, dist_url=args.dist_url or "auto",
-               args=(main_func, args), timeout=PROCESS_GROUP_TIMEOUT)
+        with quiet_child_processes(getattr(args, "verbose", False)):
+            launch(_process_main, args.num_processes, num_machines=args.num_machines,
+                   machine_rank=args.machine_rank, dist_url=args.dist_url or "auto",
+                   args=(main_func, args), timeout=PROCESS_GROUP_TIMEOUT)
     except mp.ProcessExitedException as exc:
         # The process printed its message; a run stopped by a signal gives 1.
         return exc.exit_code if exc.exit_code and exc.exit_code > 0 else 1
@@ -87,11 +90,15 @@ def launch_processes(main_func, args) -> int:
 
 def _process_main(main_func, args) -> None:
     """One started process: a stopping problem is printed once (by process 0, every
-    process having the same message) and ends the process with status 2."""
+    process having the same message) and ends the process with status 2. Warnings as in
+    the command that started it (``--verbose``; the import-time ones it showed already)."""
     from detectron2.utils import comm
 
+    from ..known_warnings import quiet_cli
+
     try:
-        code = int(main_func(args) or 0)
+        with quiet_cli(getattr(args, "verbose", False), show_deferred=False):
+            code = int(main_func(args) or 0)
     except CLIError as exc:
         if comm.is_main_process():
             print(f"hcmeasure predict: error: {exc}", file=sys.stderr)

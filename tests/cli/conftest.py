@@ -7,7 +7,7 @@ import torch
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 
 @pytest.fixture(scope="session")

@@ -17,7 +17,7 @@ from hcmeasure.measurement.ellipse import Ellipse, ramanujan_perimeter
 from hcmeasure.measurement.head import HeadMeasurement
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 KNOWN = Ellipse(400.0, 270.0, 150.0, 100.0, 0.25)
 SUBMISSION_HEADER = "filename,center_x_mm,center_y_mm,semi_axes_a_mm,semi_axes_b_mm,angle_rad"
 

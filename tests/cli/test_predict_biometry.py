@@ -23,7 +23,7 @@ from hcmeasure.measurement.growth import hc_for_age  # noqa: E402
 from hcmeasure.measurement.head import HeadMeasurement  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 HEADS = {  # (height, width) -> head in pixels
     (300, 400): Ellipse(200.0, 150.0, 150.0, 100.0, 0.25),  # 0.25 mm: OFD 75, BPD 50 mm, HC 198.3 mm

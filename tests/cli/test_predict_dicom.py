@@ -26,7 +26,7 @@ from hcmeasure.measurement.head import HeadMeasurement  # noqa: E402
 from hcmeasure.measurement.spacing import ellipse_in_mm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 # Square pixels, 0.25 mm (region delta 0.025 cm): HC = perimeter(150, 100 px) * 0.25 = 198.3 mm.
 SQUARE = Ellipse(200.0, 150.0, 150.0, 100.0, 0.25)

@@ -44,12 +44,12 @@ def neo_model(tmp_path_factory):
     """3-class plain U-Net (tiny), NeoPolyp datasets in its config."""
     opts = ["MODEL.SEM_SEG_HEAD.NUM_CLASSES", "3", "DATASETS.TRAIN", "('neopolyp_train',)",
             "DATASETS.TEST", "('neopolyp_val',)"]
-    return _checkpoint(tmp_path_factory.mktemp("neo"), REPO / "configs/Polyp/unet_tiny_test.yaml", opts)
+    return _checkpoint(tmp_path_factory.mktemp("neo"), REPO / "tests/configs/Polyp/unet_tiny_test.yaml", opts)
 
 
 @pytest.fixture(scope="module")
 def gloff_model(tmp_path_factory):
-    return _checkpoint(tmp_path_factory.mktemp("gloff"), REPO / "configs/Polyp/gloffnet_tiny_test.yaml")
+    return _checkpoint(tmp_path_factory.mktemp("gloff"), REPO / "tests/configs/Polyp/gloffnet_tiny_test.yaml")
 
 
 def _images(folder: Path, sizes):

@@ -27,7 +27,7 @@ def test_segment_tiled_matches_tiler(tmp_path):
     from hcmeasure.inference.tiling import tiled_apply
     from hcmeasure.predictor import load_config
 
-    cfg = load_config(REPO / "configs/Cells/unet_tiled_tiny_test.yaml", [], device="cpu")
+    cfg = load_config(REPO / "tests/configs/Cells/unet_tiled_tiny_test.yaml", [], device="cpu")
     torch.manual_seed(0)
     model = build_model(cfg).eval()
     torch.save({"model": model.state_dict(), "iteration": 0}, tmp_path / "model_final.pth")

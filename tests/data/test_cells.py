@@ -89,7 +89,7 @@ def test_tiled_dicts_and_mapper_crops(tmp_path):
     assert [d["tile"] for d in dicts][:3] == [(0, 0, 40, 40), (0, 30, 40, 40), (0, 50, 40, 40)]
     assert len(dicts) == 2 * 3  # rows start at 0, 30 (70 px); columns at 0, 30, 50 (90 px)
     cfg = add_hcmeasure_config(get_cfg())
-    cfg.merge_from_file("configs/Cells/unet_tiled_tiny_test.yaml")
+    cfg.merge_from_file("tests/configs/Cells/unet_tiled_tiny_test.yaml")
     cfg.HCMEASURE.SEMSEG.HFLIP = cfg.HCMEASURE.SEMSEG.VFLIP = False
     cfg.HCMEASURE.SEMSEG.ROT90_PROB = 0.0
     mapper = SemanticDatasetMapper(cfg, is_train=True)

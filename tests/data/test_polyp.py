@@ -226,7 +226,7 @@ def _neopolyp_aug_cfg(**probs):
 
     cfg = get_cfg()
     add_hcmeasure_config(cfg)
-    cfg.merge_from_file("configs/NeoPolyp/unet_R_34_tiny_test.yaml")
+    cfg.merge_from_file("tests/configs/NeoPolyp/unet_R_34_tiny_test.yaml")
     for k, v in probs.items():
         setattr(cfg.HCMEASURE.SEMSEG, k, v)
     return cfg

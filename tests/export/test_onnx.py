@@ -39,8 +39,8 @@ def _model(config, opts=()):
 
 
 @pytest.mark.parametrize("config,sizes", [
-    ("configs/Cells/unet_tiled_tiny_test.yaml", [(37, 53), (64, 48)]),
-    ("configs/Polyp/unet_tiny_test.yaml", [(45, 33)]),
+    ("tests/configs/Cells/unet_tiled_tiny_test.yaml", [(37, 53), (64, 48)]),
+    ("tests/configs/Polyp/unet_tiny_test.yaml", [(45, 33)]),
 ])
 def test_onnx_matches_pytorch(tmp_path, config, sizes):
     cfg, model = _model(config, ["HCMEASURE.TILE.TEST_SIZE", "0"])
@@ -61,7 +61,7 @@ def test_export_onnx_cli(tmp_path, capsys):
     from hcmeasure.cli.main import main
     from hcmeasure.data.cells import synthetic_cells
 
-    cfg, model = _model("configs/Cells/unet_tiled_tiny_test.yaml")
+    cfg, model = _model("tests/configs/Cells/unet_tiled_tiny_test.yaml")
     torch.save({"model": model.state_dict(), "iteration": 0}, tmp_path / "model_final.pth")
     (tmp_path / "config.yaml").write_text(cfg.dump())
     img, _ = synthetic_cells(np.random.default_rng(0), 50, 70)

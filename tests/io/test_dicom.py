@@ -198,8 +198,9 @@ def test_a_known_ga_is_counted_from_the_last_menstrual_date_to_the_scan_date(tmp
                                          extra={"LastMenstrualDate": "20260101"}))
     assert early.known_ga.status == "ga_out_of_range" and early.known_ga.days == 0
     # A date that cannot be read marks the GA invalid and repeats no date.
-    (bad,) = read_dicom(write_us_dicom(tmp_path / "bad.dcm", _noise((20, 20)),
-                                       extra={"LastMenstrualDate": "2026XX01"}))
+    with pytest.warns(UserWarning, match="Invalid value for VR DA"):  # pydicom, writing it
+        bad_file = write_us_dicom(tmp_path / "bad.dcm", _noise((20, 20)), extra={"LastMenstrualDate": "2026XX01"})
+    (bad,) = read_dicom(bad_file)
     assert bad.known_ga.status == "invalid_ga" and "2026" not in bad.known_ga.message + bad.known_ga.text
     # No LMP, no known GA (the real files carry none).
     assert read_dicom(real_us[0])[0].known_ga is None

@@ -9,7 +9,7 @@ import torch
 from hcmeasure.data.cells import outline_target, synthetic_cells
 from hcmeasure.evaluation.cells import outline_counts, outline_metrics
 
-CONFIG = "configs/Cells/unet_tiled_tiny_test.yaml"
+CONFIG = "tests/configs/Cells/unet_tiled_tiny_test.yaml"
 
 
 @pytest.fixture(autouse=True)

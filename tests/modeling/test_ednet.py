@@ -21,6 +21,7 @@ from hcmeasure.modeling.meta_arch.ednet import EDNet, SpatialInformationModule
 
 REPO = Path(__file__).resolve().parents[2]
 VOC = REPO / "configs" / "VOC2012"
+TEST_VOC = REPO / "tests" / "configs" / "VOC2012"  # the tiny schedule
 ROWS = {  # config -> (SIB, GPM, FFM, BRM)
     "fcn_R_50.yaml": (False, False, False, False),
     "ednet_R_50_sim.yaml": (True, False, False, False),
@@ -37,7 +38,7 @@ NUM_CLASSES = 21
 def _cfg(name="ednet_R_50.yaml", **ednet):
     cfg = get_cfg()
     add_hcmeasure_config(cfg)
-    cfg.merge_from_file(str(VOC / name))
+    cfg.merge_from_file(str((TEST_VOC if name.endswith("_tiny_test.yaml") else VOC) / name))
     cfg.MODEL.DEVICE = "cpu"
     for k, v in ednet.items():
         setattr(cfg.MODEL.EDNET, k, v)

@@ -70,7 +70,7 @@ def test_mirror_and_average_ellipses():
 def tiny_model():
     cfg = get_cfg()
     add_hcmeasure_config(cfg)
-    cfg.merge_from_file("configs/HC18/mask_rcnn_effnet_lite0_FPN_tiny_test.yaml")
+    cfg.merge_from_file("tests/configs/HC18/mask_rcnn_effnet_lite0_FPN_tiny_test.yaml")
     cfg.MODEL.DEVICE = "cpu"
     cfg.MODEL.EFFICIENTNET_LITE.PRETRAINED = ""
     return cfg, build_model(cfg).eval()

@@ -115,8 +115,8 @@ def test_shipped_configs_build(repo_root, config, arch, params):
 
 
 def test_tiny_configs_build(repo_root):
-    for config in ("configs/Polyp/gloffnet_tiny_test.yaml", "configs/Polyp/unet_tiny_test.yaml",
-                   "configs/NeoPolyp/unet_R_34_tiny_test.yaml"):
+    for config in ("tests/configs/Polyp/gloffnet_tiny_test.yaml", "tests/configs/Polyp/unet_tiny_test.yaml",
+                   "tests/configs/NeoPolyp/unet_R_34_tiny_test.yaml"):
         cfg = add_hcmeasure_config(get_cfg())
         cfg.merge_from_file(str(repo_root / config))
         cfg.MODEL.DEVICE = "cpu"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +96,7 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     det_out, _, env = trained
     ref_out = tmp_path / "refiner"
     cmd = [sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
-           str(REPO / "configs" / "HC18" / "head_refiner_unet_effnet_lite0_tiny_test.yaml"),
+           str(REPO / "tests" / "configs" / "HC18" / "head_refiner_unet_effnet_lite0_tiny_test.yaml"),
            "OUTPUT_DIR", str(ref_out)]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-4000:]

@@ -21,7 +21,7 @@ def test_cells_unet_trains_on_tiles_and_evaluates(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", HCMEASURE_CELLS_ROOT=str(tmp_path / "cells"))
     cmd = ["nice", "-n", "19", sys.executable, str(REPO / "tools" / "train_net.py"), "--config-file",
-           str(REPO / "configs/Cells/unet_tiled_tiny_test.yaml"), "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "3"]
+           str(REPO / "tests/configs/Cells/unet_tiled_tiny_test.yaml"), "OUTPUT_DIR", str(out), "SOLVER.MAX_ITER", "3"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     log = proc.stdout + proc.stderr

@@ -16,8 +16,8 @@ import torch
 
 REPO = Path(__file__).resolve().parents[2]
 PROBE = Path(__file__).resolve().parent / "ddp_probe.py"
-TINY_HC = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
-TINY_UNET = REPO / "configs" / "Polyp" / "unet_tiny_test.yaml"
+TINY_HC = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+TINY_UNET = REPO / "tests" / "configs" / "Polyp" / "unet_tiny_test.yaml"
 DEFAULT_MODEL = REPO / "hcmeasure" / "model_zoo" / "hc18_default"
 N_TRAIN = 4  # two steps of one image per rank: the two ranks together go once through the set
 

@@ -33,7 +33,7 @@ def test_neopolyp_resnet34_unet_on_synthetic_data(tmp_path):
 
     root = write_synthetic_polyp_dataset(tmp_path / "neo", "neopolyp", n=6, size=(72, 96))
     out = tmp_path / "out"
-    final, log = _train("configs/NeoPolyp/unet_R_34_tiny_test.yaml", {ENV_NEOPOLYP: str(root)}, out,
+    final, log = _train("tests/configs/NeoPolyp/unet_R_34_tiny_test.yaml", {ENV_NEOPOLYP: str(root)}, out,
                         ["DATASETS.TRAIN", "('neopolyp_trainval',)", "DATASETS.TEST", "('neopolyp_trainval',)"])
     assert "Starting training from iteration 0" in log
     # Detectron2 prints every evaluator's results (print_csv_format).
@@ -73,7 +73,7 @@ def test_gloffnet_on_real_kvasir_then_segment(tiny_real_kvasir, tmp_path):
 
     root, picked = tiny_real_kvasir
     out = tmp_path / "out"
-    final, log = _train("configs/Polyp/gloffnet_tiny_test.yaml", {ENV_KVASIR: str(root)}, out,
+    final, log = _train("tests/configs/Polyp/gloffnet_tiny_test.yaml", {ENV_KVASIR: str(root)}, out,
                         ["DATASETS.TRAIN", "('kvasir_seg_train',)", "DATASETS.TEST", "('kvasir_seg_val',)"])
     assert "Evaluation results for kvasir_seg_val in csv format" in log
     assert "copypaste: Task: sem_seg" in log and "copypaste: Task: medseg" in log

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "configs" / "VOC2012" / "ednet_R_50_tiny_test.yaml"
+TINY = REPO / "tests" / "configs" / "VOC2012" / "ednet_R_50_tiny_test.yaml"
 MAX_ITER = 3
 
 

@@ -62,7 +62,7 @@ def _trained_like_model():
     from hcmeasure.data.cells import outline_target, synthetic_cells
     from hcmeasure.predictor import load_config
 
-    cfg = load_config(REPO / "configs/Cells/unet_tiled_tiny_test.yaml",
+    cfg = load_config(REPO / "tests/configs/Cells/unet_tiled_tiny_test.yaml",
                       ["HCMEASURE.TILE.TEST_SIZE", "0", "MODEL.PLAIN_UNET.NORM", ""], device="cpu")
     torch.manual_seed(0)
     model = build_model(cfg)

@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hcmeasure-installed
 
-.PHONY: install test demo doctor val-benchmark speed-benchmark scale-benchmark browser-test tiled-memory clean browser-deps dicom-deps
+.PHONY: install test demo doctor val-benchmark trust-benchmark speed-benchmark scale-benchmark browser-test tiled-memory clean browser-deps dicom-deps
 
 install: $(STAMP)
 
@@ -55,6 +55,11 @@ demo: $(STAMP)
 # Accuracy of the default model on hc18_val (predict + evaluate), and its speed.
 val-benchmark: $(STAMP)
 	$(BIN)/python benchmarks/hc18_val.py --tag default
+
+# Interval coverage and review flag of the default model, recomputed from its saved
+# out-of-fold predictions on hc18_val (no model run; docs/trust.md).
+trust-benchmark: $(STAMP)
+	$(BIN)/python benchmarks/hc18_cv.py report --oof benchmarks/results/hc18_default_f4_oof.csv
 
 speed-benchmark: $(STAMP)
 	$(BIN)/python benchmarks/predict_speed.py --n 47

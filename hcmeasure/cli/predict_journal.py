@@ -40,6 +40,7 @@ __all__ = [
     "model_fingerprint",
     "prepare_out",
     "check_run_id",
+    "remove_stale_temporaries",
     "write_final_tables",
     "journal_rows",
 ]
@@ -279,9 +280,22 @@ def prepare_out(out: Path, fingerprint: dict, *, resume: bool, overwrite: bool) 
         if old is not None and overwrite:
             for name in FINAL_OUTPUTS:
                 (Path(out) / name).unlink(missing_ok=True)
+    remove_stale_temporaries(out)
     run_id = secrets.token_hex(8)
     atomic_write_bytes(path, (json.dumps({**fingerprint, "run_id": run_id}, indent=1) + "\n").encode("utf-8"))
     return run_id, note
+
+
+def remove_stale_temporaries(out: Path) -> list[Path]:
+    """Delete what an earlier run killed mid-write left behind: the temporary files of
+    atomic writes (``.NAME.XXXXXXXX.tmp``) in OUT and its sub-folders. None of them is ever a
+    final output; returns those removed."""
+    removed = []
+    for p in Path(out).rglob(".*.tmp"):
+        if p.is_file():
+            p.unlink(missing_ok=True)
+            removed.append(p)
+    return removed
 
 
 def check_run_id(out: Path, run_id: str, rank: int) -> str | None:

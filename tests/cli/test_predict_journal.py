@@ -87,9 +87,14 @@ def test_resume_measures_only_the_files_missing_from_the_journal(folder, tmp_pat
     journal.write_bytes(b"".join(lines[:2]) + lines[2][:40])
     for name in ("measurements.csv", "submission.csv"):
         (cut / name).unlink()
+    # ... and the temporary file of an overlay being written when the kill came
+    stale = cut / "overlays" / ".s2.png.k3j9x2ab.tmp"
+    stale.parent.mkdir(exist_ok=True)
+    stale.write_bytes(b"\x89PNG half")
     measured_sizes.clear()
     capsys.readouterr()
     assert _predict(folder, cut, tiny_hc_model, "--batch-size", "2", "--resume") == 0
+    assert not stale.exists()
     assert "took 2 from the journal of an earlier run" in capsys.readouterr().out
     # s0 (200 rows) and s1 (210) came from the journal; s2, the cine's frames, s3 were measured.
     assert measured_sizes == [(220, 320), (240, 320), (240, 320), (240, 320), (230, 320)]

@@ -119,7 +119,8 @@ def outside_fraction(ellipse: Ellipse, shape: tuple[int, int]) -> float:
 
 def weak_echo_fraction(gray: np.ndarray, ellipse: Ellipse) -> float:
     """Share of the outline inside the scan along which the skull echo is weak (see the
-    module docstring). 1.0 when no part of the outline is inside the scan."""
+    module docstring). 1.0 when no part of the outline is inside the scan; NaN when the
+    scan is blank (all zero) along the whole outline, where there is no echo to compare."""
     gray = np.asarray(gray)
     h, w = gray.shape[:2]
     scales = np.linspace(1.0 - ECHO_BAND, 1.0 + ECHO_BAND, _BAND_STEPS)
@@ -136,7 +137,7 @@ def weak_echo_fraction(gray: np.ndarray, ellipse: Ellipse) -> float:
     peaks = peaks[inside]
     typical = float(np.percentile(peaks, 90))
     if typical <= 0:
-        return 1.0
+        return float("nan")
     return float((peaks < ECHO_WEAK_SHARE * typical).mean())
 
 

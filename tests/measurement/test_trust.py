@@ -41,6 +41,7 @@ def test_the_skull_echo_is_found_along_a_fitted_ellipse_and_missed_along_a_wrong
     # except where it crosses the ring
     wrong = Ellipse(HEAD.cx + 60, HEAD.cy, HEAD.a * 1.4, HEAD.b * 1.1, HEAD.angle)
     assert weak_echo_fraction(gray, wrong) > 0.5
+    assert math.isnan(weak_echo_fraction(np.zeros_like(gray), HEAD))  # a blank scan says nothing
 
 
 def test_the_outside_fraction_is_the_share_of_the_outline_beyond_the_border():

@@ -65,7 +65,8 @@ def _detector_config(tmp_path, refiner_lines: str):
         pytest.skip("the default HC model is not installed")
     config, weights = paths
     cfg = tmp_path / "detector.yaml"
-    cfg.write_text(f'_BASE_: "{config}"\nHCMEASURE:\n  HEAD_REFINER:\n{refiner_lines}')
+    # (the default's trust.json is named relative to its own folder, not this one)
+    cfg.write_text(f'_BASE_: "{config}"\nHCMEASURE:\n  TRUST:\n    CALIBRATION: ""\n  HEAD_REFINER:\n{refiner_lines}')
     return cfg, weights
 
 

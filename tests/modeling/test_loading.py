@@ -7,8 +7,8 @@ import torch
 from hcmeasure.modeling.loading import ModelLoadError, load_config, load_model
 
 REPO = Path(__file__).resolve().parents[2]
-CELLS = REPO / "configs" / "Cells" / "unet_tiled_tiny_test.yaml"
-HC18 = REPO / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
+CELLS = REPO / "tests" / "configs" / "Cells" / "unet_tiled_tiny_test.yaml"
+HC18 = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 
 @pytest.fixture(scope="module")

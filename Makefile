@@ -5,7 +5,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.hcmeasure-installed
 
-.PHONY: install test demo doctor val-benchmark trust-benchmark speed-benchmark scale-benchmark browser-test tiled-memory clean browser-deps dicom-deps
+.PHONY: install test demo doctor val-benchmark trust-benchmark speed-benchmark scale-benchmark browser-test tiled-memory clean browser-deps dicom-deps web-deps
 
 install: $(STAMP)
 
@@ -19,7 +19,7 @@ $(STAMP): pyproject.toml requirements/torch.txt tools/install_detectron2.py
 
 # The tools some tests run (Chromium, dciodvfy) are installed first where that is
 # possible (root and apt-get); elsewhere those tests are skipped and say why.
-test: $(STAMP) browser-deps dicom-deps
+test: $(STAMP) browser-deps dicom-deps web-deps
 	$(BIN)/python -m pytest tests
 
 # Headless Chromium for the HTML report test (tests/cli/test_report.py); that test is
@@ -71,6 +71,15 @@ scale-benchmark: $(STAMP)
 
 # Browser-side prediction (web/): npm packages, then the headless-Chromium test
 # (needs Debian's chromium at /usr/bin/chromium or $$CHROMIUM; screenshot in web/test-output/).
+# npm packages of the browser-side prediction test (tests/web): installed from the npm
+# registry when npm is there and web/node_modules is missing; the test skips, saying so, without them.
+web-deps:
+	@if [ -f web/node_modules/onnxruntime-web/package.json ] && [ -f web/node_modules/puppeteer-core/package.json ]; then \
+		echo "web/node_modules: present"; \
+	elif command -v npm >/dev/null 2>&1; then \
+		(cd web && npm ci --no-audit --no-fund) || echo "npm ci failed; the browser test will be skipped."; \
+	else echo "npm is not installed; the browser test will be skipped."; fi
+
 browser-test: $(STAMP) browser-deps
 	cd web && npm ci --no-audit --no-fund
 	$(BIN)/python -m pytest tests/web -s

@@ -11,13 +11,13 @@ TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_te
 
 
 @pytest.fixture(scope="session")
-def tiny_hc_model(tmp_path_factory):
+def tiny_checkpoint(tmp_path_factory):
     """``(model_final.pth, config.yaml)`` of a randomly initialised tiny HeadRCNN."""
     from detectron2.modeling import build_model
 
     from hcmeasure.predictor import load_config
 
-    d = tmp_path_factory.mktemp("tiny_hc_model")
+    d = tmp_path_factory.mktemp("tiny_checkpoint")
     cfg = load_config(TINY, device="cpu")
     torch.save({"model": build_model(cfg).state_dict(), "iteration": 0}, d / "model_final.pth")
     (d / "config.yaml").write_text(cfg.dump())

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 from hcmeasure.cli.main import main
@@ -20,20 +19,6 @@ REPO = Path(__file__).resolve().parents[2]
 TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 KNOWN = Ellipse(400.0, 270.0, 150.0, 100.0, 0.25)
 SUBMISSION_HEADER = "filename,center_x_mm,center_y_mm,semi_axes_a_mm,semi_axes_b_mm,angle_rad"
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from detectron2.modeling import build_model
-
-    from hcmeasure.predictor import load_config
-
-    d = tmp_path_factory.mktemp("model")
-    cfg = load_config(TINY, device="cpu")
-    model = build_model(cfg)
-    torch.save({"model": model.state_dict(), "iteration": 0}, d / "model_final.pth")
-    (d / "config.yaml").write_text(cfg.dump())
-    return d / "model_final.pth", d / "config.yaml"
 
 
 @pytest.fixture

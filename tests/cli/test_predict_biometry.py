@@ -10,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("pydicom")
@@ -22,27 +21,12 @@ from hcmeasure.measurement.ellipse import Ellipse, ramanujan_perimeter  # noqa: 
 from hcmeasure.measurement.growth import hc_for_age  # noqa: E402
 from hcmeasure.measurement.head import HeadMeasurement  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 HEADS = {  # (height, width) -> head in pixels
     (300, 400): Ellipse(200.0, 150.0, 150.0, 100.0, 0.25),  # 0.25 mm: OFD 75, BPD 50 mm, HC 198.3 mm
     (200, 260): Ellipse(130.0, 100.0, 90.0, 80.0, 0.0),  # cine, 0.3 mm: OFD 54, BPD 48 mm
     (240, 320): Ellipse(160.0, 120.0, 100.0, 80.0, 0.0),  # PNG, 0.2 mm: OFD 40, BPD 32 mm
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from detectron2.modeling import build_model
-
-    from hcmeasure.predictor import load_config
-
-    d = tmp_path_factory.mktemp("model")
-    cfg = load_config(TINY, device="cpu")
-    torch.save({"model": build_model(cfg).state_dict(), "iteration": 0}, d / "model_final.pth")
-    (d / "config.yaml").write_text(cfg.dump())
-    return d / "model_final.pth", d / "config.yaml"
 
 
 @pytest.fixture

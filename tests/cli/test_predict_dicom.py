@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 pytest.importorskip("pydicom")
@@ -25,8 +24,6 @@ from hcmeasure.measurement.gestational_age import estimate_ga  # noqa: E402
 from hcmeasure.measurement.head import HeadMeasurement  # noqa: E402
 from hcmeasure.measurement.spacing import ellipse_in_mm  # noqa: E402
 
-REPO = Path(__file__).resolve().parents[2]
-TINY = REPO / "tests" / "configs" / "HC18" / "mask_rcnn_effnet_lite0_FPN_tiny_test.yaml"
 
 # Square pixels, 0.25 mm (region delta 0.025 cm): HC = perimeter(150, 100 px) * 0.25 = 198.3 mm.
 SQUARE = Ellipse(200.0, 150.0, 150.0, 100.0, 0.25)
@@ -49,19 +46,6 @@ HEADS = {  # (height, width) -> head in pixels (and contour)
     (480, 640): (Ellipse(320.0, 240.0, 150.0, 120.0, 0.0), None),
     (220, 300): (Ellipse(150.0, 110.0, 90.0, 70.0, 0.1), None),
 }
-
-
-@pytest.fixture(scope="module")
-def tiny_checkpoint(tmp_path_factory):
-    from detectron2.modeling import build_model
-
-    from hcmeasure.predictor import load_config
-
-    d = tmp_path_factory.mktemp("model")
-    cfg = load_config(TINY, device="cpu")
-    torch.save({"model": build_model(cfg).state_dict(), "iteration": 0}, d / "model_final.pth")
-    (d / "config.yaml").write_text(cfg.dump())
-    return d / "model_final.pth", d / "config.yaml"
 
 
 @pytest.fixture

@@ -53,7 +53,7 @@ def _journal_lines(out: Path) -> list[dict]:
 ALL_FILES = ["s0.png", "s1.png", "s2.png", "s2_cine.dcm", "s3.png", "s3_broken.png"]
 
 
-def test_each_file_is_in_the_journal_before_the_next_is_measured(folder, tmp_path, tiny_hc_model, measured_sizes,
+def test_each_file_is_in_the_journal_before_the_next_is_measured(folder, tmp_path, tiny_checkpoint, measured_sizes,
                                                                  monkeypatch):
     from hcmeasure.predictor import HeadPredictor
 
@@ -66,7 +66,7 @@ def test_each_file_is_in_the_journal_before_the_next_is_measured(folder, tmp_pat
         return measure(self, inputs)
 
     monkeypatch.setattr(HeadPredictor, "measure", spy)
-    assert _predict(folder, out, tiny_hc_model) == 0
+    assert _predict(folder, out, tiny_checkpoint) == 0
     # Calls: s0, s1, s2, the cine's 3 frames, s3 (the broken file needs no call).
     assert journaled_at_call == [[], ["s0.png"], ["s0.png", "s1.png"]] + [["s0.png", "s1.png", "s2.png"]] * 3 + [
         ["s0.png", "s1.png", "s2.png", "s2_cine.dcm"]]
@@ -76,11 +76,11 @@ def test_each_file_is_in_the_journal_before_the_next_is_measured(folder, tmp_pat
     assert records[5]["rows"][0]["status"] == "unreadable_image" and "s3_broken.png" in records[5]["warnings"][0]
 
 
-def test_resume_measures_only_the_files_missing_from_the_journal(folder, tmp_path, tiny_hc_model, measured_sizes,
+def test_resume_measures_only_the_files_missing_from_the_journal(folder, tmp_path, tiny_checkpoint, measured_sizes,
                                                                  capsys):
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _predict(folder, full, tiny_hc_model, "--batch-size", "2") == 0
-    assert _predict(folder, cut, tiny_hc_model, "--batch-size", "2") == 0
+    assert _predict(folder, full, tiny_checkpoint, "--batch-size", "2") == 0
+    assert _predict(folder, cut, tiny_checkpoint, "--batch-size", "2") == 0
     # As a kill leaves it: two files journaled, the third cut short, no tables yet.
     journal = cut / "journal" / "rows-rank0.jsonl"
     lines = journal.read_bytes().splitlines(keepends=True)
@@ -93,7 +93,7 @@ def test_resume_measures_only_the_files_missing_from_the_journal(folder, tmp_pat
     stale.write_bytes(b"\x89PNG half")
     measured_sizes.clear()
     capsys.readouterr()
-    assert _predict(folder, cut, tiny_hc_model, "--batch-size", "2", "--resume") == 0
+    assert _predict(folder, cut, tiny_checkpoint, "--batch-size", "2", "--resume") == 0
     assert not stale.exists()
     assert "took 2 from the journal of an earlier run" in capsys.readouterr().out
     # s0 (200 rows) and s1 (210) came from the journal; s2, the cine's frames, s3 were measured.
@@ -104,27 +104,27 @@ def test_resume_measures_only_the_files_missing_from_the_journal(folder, tmp_pat
 
 
 def test_resume_after_a_complete_run_measures_nothing_and_rewrites_the_same_tables(
-        folder, tmp_path, tiny_hc_model, measured_sizes, scan_writer):
+        folder, tmp_path, tiny_checkpoint, measured_sizes, scan_writer):
     out = tmp_path / "out"
-    assert _predict(folder, out, tiny_hc_model) == 0
+    assert _predict(folder, out, tiny_checkpoint) == 0
     before = (out / "measurements.csv").read_bytes()
     measured_sizes.clear()
-    assert _predict(folder, out, tiny_hc_model, "--resume") == 0
+    assert _predict(folder, out, tiny_checkpoint, "--resume") == 0
     assert measured_sizes == []
     assert (out / "measurements.csv").read_bytes() == before
     # A file added to the folder since: only it is measured, and it takes its place in the order.
     scan_writer(folder / "s1b.png", 250)
-    assert _predict(folder, out, tiny_hc_model, "--resume") == 0
+    assert _predict(folder, out, tiny_checkpoint, "--resume") == 0
     assert measured_sizes == [(250, 320)]
     names = [line.split(",")[0] for line in (out / "measurements.csv").read_text().splitlines()[1:]]
     assert names[:3] == ["s0.png", "s1.png", "s1b.png"]
 
 
-def test_a_run_without_resume_starts_the_journal_afresh(folder, tmp_path, tiny_hc_model, measured_sizes):
+def test_a_run_without_resume_starts_the_journal_afresh(folder, tmp_path, tiny_checkpoint, measured_sizes):
     out = tmp_path / "out"
-    assert _predict(folder, out, tiny_hc_model) == 0
+    assert _predict(folder, out, tiny_checkpoint) == 0
     measured_sizes.clear()
-    assert _predict(folder, out, tiny_hc_model) == 0
+    assert _predict(folder, out, tiny_checkpoint) == 0
     assert len(measured_sizes) == 7  # every image again
     assert [r["file"] for r in _journal_lines(out)] == ALL_FILES
 
@@ -132,17 +132,17 @@ def test_a_run_without_resume_starts_the_journal_afresh(folder, tmp_path, tiny_h
 @pytest.mark.parametrize("change", [["--ga-formula", "hadlock"], ["--pixel-size", "0.3"], ["--perimeter-formula", "1"],
                                     "model", "input"])
 def test_another_model_option_or_input_into_the_same_out_is_refused(
-        folder, tmp_path, tiny_hc_model, measured_sizes, change, capsys):
+        folder, tmp_path, tiny_checkpoint, measured_sizes, change, capsys):
     out = tmp_path / "out"
-    assert _predict(folder, out, tiny_hc_model, "--resume") == 0
+    assert _predict(folder, out, tiny_checkpoint, "--resume") == 0
     before = (out / "measurements.csv").read_bytes()
-    weights, config = tiny_hc_model
+    weights, config = tiny_checkpoint
     source, extra = folder, []
     if change == "model":
         import torch
 
         weights = tmp_path / "other.pth"  # other bytes, the same tensors
-        torch.save({**torch.load(tiny_hc_model[0]), "iteration": 1}, weights)
+        torch.save({**torch.load(tiny_checkpoint[0]), "iteration": 1}, weights)
     elif change == "input":
         source = tmp_path / "elsewhere"
         source.mkdir()
@@ -163,37 +163,37 @@ def test_another_model_option_or_input_into_the_same_out_is_refused(
     assert measured_sizes == []
 
 
-def test_overwrite_removes_the_other_run_s_tables_before_measuring(folder, tmp_path, tiny_hc_model, measured_sizes,
+def test_overwrite_removes_the_other_run_s_tables_before_measuring(folder, tmp_path, tiny_checkpoint, measured_sizes,
                                                                    monkeypatch):
     from hcmeasure.predictor import HeadPredictor
 
     out = tmp_path / "out"
-    assert _predict(folder, out, tiny_hc_model, "--ga-formula", "hadlock") == 0
+    assert _predict(folder, out, tiny_checkpoint, "--ga-formula", "hadlock") == 0
 
     def fail(self, inputs):
         raise KeyboardInterrupt  # the new run stops at its first image
 
     monkeypatch.setattr(HeadPredictor, "measure", fail)
-    assert _predict(folder, out, tiny_hc_model, "--overwrite") == 130
+    assert _predict(folder, out, tiny_checkpoint, "--overwrite") == 130
     assert not (out / "measurements.csv").exists() and not (out / "submission.csv").exists()
 
 
-def test_resume_and_overwrite_together_are_refused(folder, tmp_path, tiny_hc_model, capsys):
-    assert _predict(folder, tmp_path / "out", tiny_hc_model, "--resume", "--overwrite") == 2
+def test_resume_and_overwrite_together_are_refused(folder, tmp_path, tiny_checkpoint, capsys):
+    assert _predict(folder, tmp_path / "out", tiny_checkpoint, "--resume", "--overwrite") == 2
     assert "--resume and --overwrite" in capsys.readouterr().err
 
 
-def test_a_second_run_into_an_out_being_written_is_refused(folder, tmp_path, tiny_hc_model, measured_sizes, capsys):
+def test_a_second_run_into_an_out_being_written_is_refused(folder, tmp_path, tiny_checkpoint, measured_sizes, capsys):
     out = tmp_path / "out"
     lock = OutLock(out)
     lock.acquire()  # as a run in progress holds it
     try:
-        assert _predict(folder, out, tiny_hc_model) == 2
+        assert _predict(folder, out, tiny_checkpoint) == 2
     finally:
         lock.release()
     assert "another 'hcmeasure predict' is writing into this folder" in capsys.readouterr().err
     assert measured_sizes == []
-    assert _predict(folder, out, tiny_hc_model) == 0
+    assert _predict(folder, out, tiny_checkpoint) == 0
 
 
 def test_a_line_cut_short_is_ignored_then_cut_off_before_the_next_append(tmp_path):
@@ -220,11 +220,11 @@ def test_a_process_that_cannot_see_out_as_process_0_wrote_it_is_told_why(tmp_pat
     assert "process 1" in message and "shared file system" in message
 
 
-def test_dicom_srs_cover_the_files_of_earlier_runs_too(folder, tmp_path, tiny_hc_model, measured_sizes):
+def test_dicom_srs_cover_the_files_of_earlier_runs_too(folder, tmp_path, tiny_checkpoint, measured_sizes):
     pytest.importorskip("highdicom")
     full, cut = tmp_path / "full", tmp_path / "cut"
-    assert _predict(folder, full, tiny_hc_model, "--dicom-sr") == 0
-    assert _predict(folder, cut, tiny_hc_model, "--dicom-sr") == 0
+    assert _predict(folder, full, tiny_checkpoint, "--dicom-sr") == 0
+    assert _predict(folder, cut, tiny_checkpoint, "--dicom-sr") == 0
     srs = sorted(p.name for p in (full / "sr").iterdir())
     assert srs == [f"s2_cine_frame{i}_sr.dcm" for i in (1, 2, 3)]
     journal = cut / "journal" / "rows-rank0.jsonl"
@@ -232,6 +232,6 @@ def test_dicom_srs_cover_the_files_of_earlier_runs_too(folder, tmp_path, tiny_hc
     for p in (cut / "sr").iterdir():
         p.unlink()
     measured_sizes.clear()
-    assert _predict(folder, cut, tiny_hc_model, "--dicom-sr", "--resume") == 0
+    assert _predict(folder, cut, tiny_checkpoint, "--dicom-sr", "--resume") == 0
     assert (240, 320) not in measured_sizes  # the cine came from the journal ...
     assert sorted(p.name for p in (cut / "sr").iterdir()) == srs  # ... and still has its SRs

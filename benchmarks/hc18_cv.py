@@ -37,6 +37,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_OOF = REPO / "benchmarks/results/hc18_cv5_oof.csv"
 BANDS_MM = ((0, 100), (100, 200), (200, 250), (250, 1e9))
+#: The measured ellipse's columns (pixels), in ``Ellipse`` argument order.
+ELLIPSE_PX = ("center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", "angle_rad")
 COLUMNS = [
     "filename", "fold", "exam_id", "pixel_size_mm", "truth_hc_mm", "hc_mm", "diff_mm", "status", "dice",
     "hausdorff_mm", "center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", "angle_rad", "models",
@@ -145,7 +147,7 @@ def _load_oof(path: Path) -> list[dict]:
     for r in rows:
         rec = {"filename": r["filename"], "fold": int(r["fold"]), "exam_id": int(r["exam_id"]),
                "status": r["status"], "truth_hc_mm": float(r["truth_hc_mm"])}
-        for k in ("hc_mm", "diff_mm", "dice", "hausdorff_mm", *FEATURE_NAMES):
+        for k in ("hc_mm", "diff_mm", "dice", "hausdorff_mm", *ELLIPSE_PX, *FEATURE_NAMES):
             rec[k] = float(r[k]) if r.get(k) not in (None, "") else float("nan")
         out.append(rec)
     return out
@@ -254,19 +256,18 @@ def report(args) -> int:
     print(f"out-of-fold accuracy, {len(rows)} images, folds {folds}")
     _print_accuracy(result["accuracy"])
     trust = trust_table(rows)
-    if trust:
-        result["trust"] = trust
-        print(f"\n90 % interval (cross-fitted): coverage {trust['coverage_pct']:.1f} %, "
-              f"mean width {trust['mean_width_mm']:.2f} mm (median {trust['median_width_mm']:.2f})")
-        for k, f in trust["per_fold"].items():
-            print(f"  {k}: coverage {f['coverage_pct']:.1f} %, width {f['mean_width_mm']:.2f} mm, "
-                  f"flagged {f['flag_pct']:.1f} %")
-        print(f"review flag: {trust['flag_pct']:.1f} % of images flagged; " + ", ".join(
-            f"{k}: {v['flagged']}/{v['n']}" for k, v in trust["catch"].items()))
-        print("reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(trust["reasons"].items(), key=lambda kv: -kv[1])))
-        if trust["unflagged"]:
-            u = trust["unflagged"]
-            print(f"unflagged images: n {u['n']}, MAD {u['mad_mm']:.2f} mm, DSC {u['dice_pct']:.2f} %")
+    result["trust"] = trust
+    print(f"\n90 % interval (cross-fitted): coverage {trust['coverage_pct']:.1f} %, "
+          f"mean width {trust['mean_width_mm']:.2f} mm (median {trust['median_width_mm']:.2f})")
+    for k, f in trust["per_fold"].items():
+        print(f"  {k}: coverage {f['coverage_pct']:.1f} %, width {f['mean_width_mm']:.2f} mm, "
+              f"flagged {f['flag_pct']:.1f} %")
+    print(f"review flag: {trust['flag_pct']:.1f} % of images flagged; " + ", ".join(
+        f"{k}: {v['flagged']}/{v['n']}" for k, v in trust["catch"].items()))
+    print("reasons: " + ", ".join(f"{k} {v}" for k, v in sorted(trust["reasons"].items(), key=lambda kv: -kv[1])))
+    if trust["unflagged"]:
+        u = trust["unflagged"]
+        print(f"unflagged images: n {u['n']}, MAD {u['mad_mm']:.2f} mm, DSC {u['dice_pct']:.2f} %")
     if args.json:
         from hcmeasure.io.tables import atomic_write_bytes
 

@@ -58,7 +58,7 @@ def tile(path: Path, truth, pred, caption: list[str]) -> np.ndarray:
 
 
 def main(argv=None) -> int:
-    from hc18_cv import _load_oof, trust_table
+    from hc18_cv import ELLIPSE_PX, _load_oof, trust_table
 
     from hcmeasure.data.hc18 import load_hc18_dicts
     from hcmeasure.io.tables import atomic_write_bytes
@@ -76,16 +76,11 @@ def main(argv=None) -> int:
     reasons = {w["filename"]: w["reasons"] for w in trust["worst"]}
     worst = sorted((r for r in rows if math.isfinite(r["diff_mm"])), key=lambda r: -abs(r["diff_mm"]))[: args.n]
     dicts = {Path(d["file_name"]).name: d for d in load_hc18_dicts(split="all")}
-    import csv
-
-    with open(args.oof, newline="") as f:
-        raw = {r["filename"]: r for r in csv.DictReader(f)}
     tiles = []
     print("| # | image | reference HC (mm) | error (mm) | review |\n|---|---|---|---|---|")
     for i, r in enumerate(worst, 1):
-        d, q = dicts[r["filename"]], raw[r["filename"]]
-        pred = Ellipse.normalized(*(float(q[k]) for k in
-                                    ("center_x_px", "center_y_px", "semi_axes_a_px", "semi_axes_b_px", "angle_rad")))
+        d = dicts[r["filename"]]
+        pred = Ellipse.normalized(*(r[k] for k in ELLIPSE_PX))
         why = ", ".join(reasons.get(r["filename"], [])) or "-"
         tiles.append(tile(Path(d["file_name"]), Ellipse(**d["ellipse"]), pred,
                           [f"{i}. {r['filename']}  ref {r['truth_hc_mm']:.1f} mm", f"error {r['diff_mm']:+.1f} mm",

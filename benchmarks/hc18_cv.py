@@ -66,11 +66,12 @@ def predict(args) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for fold in args.folds:
         if args.model_dir:
-            predictor = HeadPredictor(args.model_dir / "config.yaml", args.model_dir / "model_final.pth", device="cpu")
+            predictor = HeadPredictor(args.model_dir / "config.yaml", args.model_dir / "model_final.pth", device="cpu",
+                                      opts=args.opts)
             models = str(args.model_dir.relative_to(REPO) if args.model_dir.is_relative_to(REPO) else args.model_dir)
         else:
             det_cfg, det_w, refiner = _fold_models(args.output_root, fold)
-            predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner)
+            predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=args.opts)
             models = f"cv5 fold {fold} detector + head refiner"
         dicts = load_hc18_dicts(split=f"cv5_f{fold}_val")
         if args.limit:
@@ -292,6 +293,8 @@ def main(argv=None) -> int:
     pp.add_argument("--model-dir", type=Path, default=None, help="measure with this published model instead")
     pp.add_argument("--out-dir", type=Path, default=REPO / "output/cv5/oof", help="per-fold CSVs go here")
     pp.add_argument("--limit", type=int, default=0, help="only the first N images of each fold (0 = all)")
+    pp.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                    help="config overrides for the detector config, e.g. HCMEASURE.HEAD_REFINER.ROUNDS 2")
     pc = sub.add_parser("collect", help="the per-fold CSVs into one")
     pc.add_argument("--out-dir", type=Path, default=REPO / "output/cv5/oof")
     pc.add_argument("--oof", type=Path, default=DEFAULT_OOF)

@@ -127,6 +127,9 @@ def add_hcmeasure_config(cfg):
     _C.HCMEASURE.SOLVER = CN()
     _C.HCMEASURE.SOLVER.OPTIMIZER = "SGD"
     _C.HCMEASURE.SOLVER.LR_MULTIPLIERS = []
+    # Train with convolution weights in channels-last layout (tools/train_net.py): the
+    # same computation, faster on CPUs (oneDNN); see benchmarks/train_speed.py.
+    _C.HCMEASURE.SOLVER.CHANNELS_LAST = False
     # Data pipeline of the semantic-segmentation models (hcmeasure.data.semantic).
     _C.HCMEASURE.SEMSEG = CN()
     # (height, width) to resize every image to, e.g. (256, 256); () = short-side resize.

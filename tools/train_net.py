@@ -78,6 +78,14 @@ class Trainer(DefaultTrainer):
         self.register_hooks(self.build_hooks())
 
     @classmethod
+    def build_model(cls, cfg):
+        """Detectron2's model, in channels-last layout when HCMEASURE.SOLVER.CHANNELS_LAST is on."""
+        model = super().build_model(cfg)
+        if cfg.HCMEASURE.SOLVER.CHANNELS_LAST:
+            model.to(memory_format=torch.channels_last)
+        return model
+
+    @classmethod
     def build_evaluator(cls, cfg, dataset_name, output_folder=None):
         """Evaluators by the dataset's ``evaluator_type`` (hcmeasure.evaluation.registry):
         "hc18" -> HC18Evaluator + COCOEvaluator; "sem_seg" -> SemSegEvaluator; ..."""

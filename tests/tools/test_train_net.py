@@ -134,3 +134,39 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     first = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred_first", ["--single-model"])
     for a, b, c in zip(single_rows, rows, first):
         assert a["hc_mm"] == b["hc_mm"] == c["hc_mm"]
+
+
+def test_channels_last_training_is_the_same_computation(load_tool):
+    """HCMEASURE.SOLVER.CHANNELS_LAST stores the convolution weights channels-last (faster
+    on CPUs, benchmarks/train_speed.py) and changes neither the loss nor the gradients of
+    a training step beyond float rounding (oneDNN sums in another order: the gradient
+    vector moves by well under 1 %; single near-zero entries may differ more)."""
+    import torch
+    from detectron2.config import get_cfg
+
+    from hcmeasure.config import add_hcmeasure_config
+
+    train_net = load_tool("train_net")
+    refiner = REPO / "tests" / "configs" / "HC18" / "head_refiner_unet_effnet_lite0_tiny_test.yaml"
+    gen = torch.Generator().manual_seed(0)
+    batch = [{"image": torch.randint(0, 256, (3, 64, 64), generator=gen).float(),
+              "sem_seg": (torch.rand(64, 64, generator=gen) > 0.5).long()} for _ in range(2)]
+    steps = {}
+    for channels_last in (False, True):
+        cfg = get_cfg()
+        add_hcmeasure_config(cfg)
+        cfg.merge_from_file(str(refiner))
+        cfg.merge_from_list(["MODEL.DEVICE", "cpu", "HCMEASURE.SOLVER.CHANNELS_LAST", channels_last])
+        torch.manual_seed(0)
+        model = train_net.Trainer.build_model(cfg)
+        conv = next(m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and m.kernel_size[0] > 1)
+        assert conv.weight.is_contiguous(memory_format=torch.channels_last) == channels_last
+        model.train()
+        loss = sum(model(batch).values())
+        loss.backward()
+        steps[channels_last] = (float(loss), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+    (loss_a, grads_a), (loss_b, grads_b) = steps[False], steps[True]
+    assert loss_a == pytest.approx(loss_b, rel=1e-5)
+    assert len(grads_a) == len(grads_b) > 50
+    a, b = torch.cat([g.flatten() for g in grads_a]), torch.cat([g.flatten() for g in grads_b])
+    assert float((a - b).norm() / a.norm()) < 0.01

@@ -1,11 +1,14 @@
 """Config keys added by hcmeasure to Detectron2's ``CfgNode``."""
 from detectron2.config import CfgNode as CN
 
+from .semseg.config import add_semseg_config
+
 
 def add_hcmeasure_config(cfg):
     """Add every key used by the configs under ``configs/``. Safe to call twice."""
-    if "HCMEASURE" in cfg:
+    if "HCMEASURE" in cfg and "POSTPROCESS" in cfg.HCMEASURE:
         return cfg
+    add_semseg_config(cfg)
     _C = cfg
 
     # EfficientNet-Lite bottom-up for Detectron2's FPN (hcmeasure.modeling.backbone).
@@ -28,48 +31,7 @@ def add_hcmeasure_config(cfg):
     # MODEL.WEIGHTS ends in .pth/.pt and this is True (hcmeasure.modeling.checkpoint).
     _C.MODEL.TORCHVISION_WEIGHTS = False
 
-    # Losses of the semantic-segmentation models (hcmeasure.modeling.losses).
-    _C.MODEL.SEG_LOSS = CN()
-    _C.MODEL.SEG_LOSS.CE_WEIGHT = 1.0
-    _C.MODEL.SEG_LOSS.DICE_WEIGHT = 0.0
-    # Per-class weights of the cross-entropy ([] = unweighted).
-    _C.MODEL.SEG_LOSS.CLASS_WEIGHTS = []
-    _C.MODEL.SEG_LOSS.DICE_SMOOTH = 1.0
-    _C.MODEL.SEG_LOSS.DICE_INCLUDE_BACKGROUND = True
-    # Focal loss term (weight 0 = off): CE scaled by (1 - p_t) ** FOCAL_GAMMA, per-class
-    # alpha = CLASS_WEIGHTS (issue 6, imbalance of thin cell outlines).
-    _C.MODEL.SEG_LOSS.FOCAL_WEIGHT = 0.0
-    _C.MODEL.SEG_LOSS.FOCAL_GAMMA = 2.0
-    # Tversky loss term (weight 0 = off): TP / (TP + ALPHA FP + BETA FN), soft counts;
-    # BETA > ALPHA favours recall of the rare class. Shares DICE_SMOOTH and
-    # DICE_INCLUDE_BACKGROUND.
-    _C.MODEL.SEG_LOSS.TVERSKY_WEIGHT = 0.0
-    _C.MODEL.SEG_LOSS.TVERSKY_ALPHA = 0.3
-    _C.MODEL.SEG_LOSS.TVERSKY_BETA = 0.7
-
     # ---- Polyp models (issue 4): U-Net / ResNet U-Net and GLoFF-Net --------------------
-    # Encoder shared by MODEL.META_ARCHITECTURE "UNet" and "GLoFFNet"
-    # (hcmeasure.modeling.parts.encoders). It yields five feature maps F1..F5.
-    _C.MODEL.SEG_ENCODER = CN()
-    # "unet" (plain U-Net conv encoder, random init) or a torchvision ResNet:
-    # "resnet18", "resnet34", "resnet50".
-    _C.MODEL.SEG_ENCODER.NAME = "unet"
-    # Plain encoder: channels of the first stage, doubled at each of the following stages.
-    _C.MODEL.SEG_ENCODER.WIDTH = 64
-    # Normalisation after each convolution: "BN", "SyncBN", "GN", "FrozenBN" or "" (none).
-    _C.MODEL.SEG_ENCODER.NORM = "BN"
-    # ResNet ImageNet weights: "" (random init), a local .pth (torchvision state dict), or
-    # "torchvision" (torchvision's own download / cache). Skipped when MODEL.WEIGHTS is set,
-    # since that checkpoint replaces them.
-    _C.MODEL.SEG_ENCODER.PRETRAINED = ""
-    # U-Net decoder (hcmeasure.modeling.parts.decoders), used by "UNet".
-    _C.MODEL.UNET = CN()
-    # Output channels of the decoder blocks, deepest first; [] = the skip features'
-    # channels (classic U-Net), halved for blocks without a skip.
-    _C.MODEL.UNET.DECODER_CHANNELS = []
-    # Upsampling in the decoder: "transpose" (2x2 transposed convolution) or "bilinear".
-    _C.MODEL.UNET.UPSAMPLE = "transpose"
-    _C.MODEL.UNET.NORM = "BN"
     # GLoFF-Net (hcmeasure.modeling.meta_arch.gloffnet).
     _C.MODEL.GLOFFNET = CN()
     # Channels of the global feature G.
@@ -115,34 +77,13 @@ def add_hcmeasure_config(cfg):
         _C.SOLVER.POLY_LR_POWER = 0.9
     if "POLY_LR_CONSTANT_ENDING" not in _C.SOLVER:
         _C.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
-    # Random crops of semantic datasets (hcmeasure.data.semantic) are retried until no
-    # class covers more than this share of the crop (1.0 = plain random crop).
-    if "SINGLE_CATEGORY_MAX_AREA" not in _C.INPUT.CROP:
-        _C.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
     # ---- end of EDNet --------------------------------------------------------------------
 
-    _C.HCMEASURE = CN()
     # Optimizer (hcmeasure.solver): "SGD", "ADAM" or "ADAMW", and per-module LR factors
     # as [[parameter-name prefix, factor], ...].
     _C.HCMEASURE.SOLVER = CN()
     _C.HCMEASURE.SOLVER.OPTIMIZER = "SGD"
     _C.HCMEASURE.SOLVER.LR_MULTIPLIERS = []
-    # Data pipeline of the semantic-segmentation models (hcmeasure.data.semantic).
-    _C.HCMEASURE.SEMSEG = CN()
-    # (height, width) to resize every image to, e.g. (256, 256); () = short-side resize.
-    _C.HCMEASURE.SEMSEG.FIXED_SIZE = ()
-    _C.HCMEASURE.SEMSEG.HFLIP = True
-    _C.HCMEASURE.SEMSEG.VFLIP = False
-    # Polyp recipe augmentations (training only; probability 0 disables each):
-    # rotation by k*90 degrees (k uniform in 1..3) with probability ROT90_PROB;
-    # gamma = uniform(GAMMA_RANGE) on the image with probability GAMMA_PROB;
-    # per-channel shift uniform in [-RGB_SHIFT, RGB_SHIFT] with probability RGB_SHIFT_PROB.
-    _C.HCMEASURE.SEMSEG.ROT90_PROB = 0.0
-    _C.HCMEASURE.SEMSEG.GAMMA_RANGE = (0.7, 1.2)
-    _C.HCMEASURE.SEMSEG.GAMMA_PROB = 0.0
-    _C.HCMEASURE.SEMSEG.RGB_SHIFT = 10.0
-    _C.HCMEASURE.SEMSEG.RGB_SHIFT_PROB = 0.0
-
     # Ultrasound photometric augmentation during training (ranges of the factor).
     _C.HCMEASURE.AUG = CN()
     _C.HCMEASURE.AUG.BRIGHTNESS = (0.8, 1.2)
@@ -222,19 +163,6 @@ def add_hcmeasure_config(cfg):
     # Decoder upsampling: "transpose" or "bilinear"; norm: "BN", "GN", "" ...
     _C.MODEL.PLAIN_UNET.UPSAMPLE = "transpose"
     _C.MODEL.PLAIN_UNET.NORM = "BN"
-    # Tiles (hcmeasure.inference.tiling, hcmeasure.data.cells).
-    _C.HCMEASURE.TILE = CN()
-    # Training samples: SIZE x SIZE tiles on a grid with OVERLAP pixels shared by
-    # neighbours (0 = whole images).
-    _C.HCMEASURE.TILE.SIZE = 200
-    _C.HCMEASURE.TILE.OVERLAP = 100
-    # Inference of PlainUNet: tile images larger than TEST_SIZE (0 = whole image at once)
-    # with TEST_OVERLAP, merged by "max" (over overlaps) or "blend" (smooth weights),
-    # TEST_BATCH tiles per forward pass.
-    _C.HCMEASURE.TILE.TEST_SIZE = 0
-    _C.HCMEASURE.TILE.TEST_OVERLAP = 100
-    _C.HCMEASURE.TILE.MERGE = "max"
-    _C.HCMEASURE.TILE.TEST_BATCH = 1
     # Targets from RGBA outline drawings (hcmeasure.data.cells).
     _C.HCMEASURE.CELLS = CN()
     # Outline pixels: "alpha" (alpha > THRESHOLD) or "red" (red > THRESHOLD and red

@@ -21,7 +21,7 @@ HC_CORE = [
 STUDIES = {
     "hcmeasure.data.polyp", "hcmeasure.data.voc", "hcmeasure.data.cells", "hcmeasure.evaluation.medseg",
     "hcmeasure.evaluation.cells", "hcmeasure.modeling.meta_arch.ednet", "hcmeasure.modeling.meta_arch.gloffnet",
-    "hcmeasure.modeling.meta_arch.unet_resnet", "hcmeasure.modeling.meta_arch.plain_unet",
+    "hcmeasure.modeling.meta_arch.plain_unet",
 }
 
 

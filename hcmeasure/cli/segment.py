@@ -17,7 +17,7 @@ resolution (the config's test resize is skipped), ``--batch-size`` tiles at a ti
 stitches the class scores (``--tile-merge``: per-class maximum over overlapping tiles, or
 a smooth weighted blend) before the arg-max: any semantic model can then segment images
 larger than those it was trained on without holding all tiles' activations at once
-(:mod:`hcmeasure.inference.tiling`).
+(:mod:`hcmeasure.semseg.tiling`).
 
 Class names and colours come from the metadata of the config's first test (else train)
 dataset when its ``stuff_classes`` fit ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``.
@@ -91,7 +91,7 @@ class SemanticPredictor:
         from detectron2.data import MetadataCatalog
         from detectron2.data import transforms as T
 
-        from ..data.semantic import build_semantic_augmentations
+        from ..semseg.data import build_semantic_augmentations
         from ..modeling.loading import load_model
 
         opts = list(opts or [])
@@ -104,7 +104,7 @@ class SemanticPredictor:
         self.augmentations = T.AugmentationList([] if tile else build_semantic_augmentations(cfg, is_train=False))
         self.runner = model
         if tile:
-            from ..inference.tiling import TiledSemanticModel
+            from ..semseg.tiling import TiledSemanticModel
 
             self.runner = TiledSemanticModel(model, tile, overlap, tile_merge, tile_batch)
         self.input_format = cfg.INPUT.FORMAT

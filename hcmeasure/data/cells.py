@@ -20,7 +20,7 @@ one into class indices, each step a documented option (``HCMEASURE.CELLS.*``):
    inside cells, positive outside, 0 on the outline) for models that regress it; the
    classification models here use the three class targets.
 
-The decoder is registered as ``"rgba_outline"``; :class:`~hcmeasure.data.semantic.
+The decoder is registered as ``"rgba_outline"``; :class:`~hcmeasure.semseg.data.
 SemanticDatasetMapper` passes it the config's options.
 
 Datasets
@@ -46,8 +46,8 @@ from scipy import ndimage
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from ..inference.tiling import tile_grid
-from .semantic import register_label_decoder
+from ..semseg.tiling import tile_grid
+from ..semseg.data import register_label_decoder
 
 __all__ = [
     "CHANNELS", "WIDENINGS", "TARGETS", "outline_mask", "widen_outline", "fill_outlines",
@@ -183,7 +183,7 @@ def load_cells(image_dir, mask_dir, *, tile: int = 0, overlap: int = 0, tiled: b
     """Dataset dicts: whole images (``tile`` 0), or one dict per tile of each image with
     ``tile`` = (y0, x0, h, w) (a fixed grid). ``tiled``: whole-image dicts marked for a
     random tile of the config's grid per sample (``HCMEASURE.TILE.SIZE``/``OVERLAP``).
-    Tiles are cut by :class:`~hcmeasure.data.semantic.SemanticDatasetMapper`."""
+    Tiles are cut by :class:`~hcmeasure.semseg.data.SemanticDatasetMapper`."""
     dicts = []
     for img, mask in _pairs(Path(image_dir), Path(mask_dir)):
         with Image.open(img) as im:

@@ -81,7 +81,7 @@ from PIL import Image
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from .semantic import register_label_decoder
+from ..semseg.data import register_label_decoder
 
 __all__ = [
     "ENV_KVASIR",

@@ -20,7 +20,7 @@ widely used converted form)::
 
 The class PNGs are palette ("P") images whose *indices* are the labels; their colours
 (:func:`voc_colormap`) are only for display. They are read with the ``index_png`` label
-decoder (:mod:`hcmeasure.data.semantic`), never with Detectron2's
+decoder (:mod:`hcmeasure.semseg.data`), never with Detectron2's
 ``read_image(..., "L")``, which would convert the palette colours to grey levels.
 
 Datasets registered on import (names distinct from Detectron2's built-in detection

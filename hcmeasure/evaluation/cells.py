@@ -72,7 +72,7 @@ class CellsEvaluator(DatasetEvaluator):
         self._counts = np.zeros(4, np.int64)
 
     def process(self, inputs, outputs):
-        from ..data.semantic import decode_label
+        from ..semseg.data import decode_label
 
         for inp, out in zip(inputs, outputs):
             decoder = inp.get("sem_seg_decoder", self._decoder)
@@ -96,7 +96,7 @@ def _register():
     @register_evaluator_builder("cells")
     def _cells(cfg, dataset_name, output_folder):
         """Cell-outline datasets: outline recall / precision / F1 (:class:`CellsEvaluator`)."""
-        from ..data.semantic import label_options_from_cfg
+        from ..semseg.data import label_options_from_cfg
 
         return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
                                recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]

@@ -149,7 +149,7 @@ class MedSegEvaluator(DatasetEvaluator):
         self._rows: list[tuple[str, np.ndarray]] = []
 
     def process(self, inputs, outputs):
-        from ..data.semantic import decode_label
+        from ..semseg.data import decode_label
 
         for inp, out in zip(inputs, outputs):
             pred = out["sem_seg"].argmax(dim=0).cpu().numpy()

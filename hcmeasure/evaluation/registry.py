@@ -3,8 +3,9 @@
 ``tools/train_net.py`` calls :func:`build_evaluators`; a module adding a kind of
 dataset registers a builder ``fn(cfg, dataset_name, output_folder) -> list`` in
 :data:`EVALUATOR_REGISTRY` (Detectron2's ``Registry``) with
-:func:`register_evaluator_builder` instead of editing the trainer (the cells and polyp
-evaluators register theirs in their own modules).
+:func:`register_evaluator_builder` instead of editing the trainer: "hc18" here,
+"sem_seg" in :mod:`hcmeasure.semseg.evaluation`, each study's in its own ``evaluation``
+module (``hcmeasure.studies.<study>.evaluation``).
 """
 from __future__ import annotations
 
@@ -54,12 +55,3 @@ def _hc18(cfg, dataset_name, output_folder):
         evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
     return evaluators
 
-
-@register_evaluator_builder("sem_seg")
-def _sem_seg(cfg, dataset_name, output_folder):
-    from ..data.semantic import decode_label
-    from .compat import SemSegEvaluator
-
-    decoder = MetadataCatalog.get(dataset_name).get("label_decoder", "index_png")
-    return [SemSegEvaluator(dataset_name, output_dir=output_folder,
-                            sem_seg_loading_fn=lambda path, dtype=int: decode_label(path, decoder).astype(dtype))]

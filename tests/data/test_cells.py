@@ -7,7 +7,7 @@ from PIL import Image
 from hcmeasure.data.cells import (
     decode_rgba_outline, fill_outlines, load_cells, outline_mask, outline_target, signed_distance_map,
     synthetic_cells, widen_outline, write_synthetic_cells)
-from hcmeasure.data.semantic import decode_label
+from hcmeasure.semseg.data import decode_label
 
 
 def square_annotation(size=12, lo=3, hi=8, color=(255, 0, 0, 255)):
@@ -82,7 +82,7 @@ def test_tiled_dicts_and_mapper_crops(tmp_path):
     from detectron2.config import get_cfg
 
     from hcmeasure.config import add_hcmeasure_config
-    from hcmeasure.data.semantic import SemanticDatasetMapper
+    from hcmeasure.semseg.data import SemanticDatasetMapper
 
     root = write_synthetic_cells(tmp_path, n=1, size=(70, 90))
     dicts = load_cells(root / "images", root / "masks", tile=40, overlap=10)
@@ -120,7 +120,7 @@ def test_the_outline_decoder_declares_its_options_from_the_config():
     from detectron2.utils.registry import Registry
 
     from hcmeasure.config import add_hcmeasure_config
-    from hcmeasure.data.semantic import LABEL_DECODER_REGISTRY, label_options_from_cfg
+    from hcmeasure.semseg.data import LABEL_DECODER_REGISTRY, label_options_from_cfg
 
     assert isinstance(LABEL_DECODER_REGISTRY, Registry)
     assert LABEL_DECODER_REGISTRY.get("rgba_outline") is decode_rgba_outline

@@ -23,7 +23,7 @@ from hcmeasure.data.polyp import (
     split_of,
     write_synthetic_polyp_dataset,
 )
-from hcmeasure.data.semantic import decode_label
+from hcmeasure.semseg.data import decode_label
 
 
 def _jpeg_roundtrip(rgb: np.ndarray, quality: int) -> np.ndarray:
@@ -240,7 +240,7 @@ def repo_cwd(repo_root, monkeypatch):
 def test_geometric_augmentations_move_image_and_mask_together(repo_cwd):
     from detectron2.data import transforms as T
 
-    from hcmeasure.data.semantic import build_semantic_augmentations
+    from hcmeasure.semseg.data import build_semantic_augmentations
 
     cfg = _neopolyp_aug_cfg(ROT90_PROB=1.0, GAMMA_PROB=0.0, RGB_SHIFT_PROB=0.0)
     cfg.HCMEASURE.SEMSEG.FIXED_SIZE = (40, 40)
@@ -263,7 +263,7 @@ def test_geometric_augmentations_move_image_and_mask_together(repo_cwd):
 def test_photometric_augmentations_leave_the_mask_alone():
     from detectron2.data import transforms as T
 
-    from hcmeasure.data.semantic import RandomGamma, RandomRGBShift
+    from hcmeasure.semseg.data import RandomGamma, RandomRGBShift
 
     rng = np.random.default_rng(1)
     image = rng.integers(0, 256, (16, 16, 3)).astype(np.uint8)
@@ -290,7 +290,7 @@ def test_photometric_augmentations_leave_the_mask_alone():
 
 @pytest.mark.shared
 def test_mapper_on_a_real_neopolyp_pair(repo_cwd, neopolyp_root):
-    from hcmeasure.data.semantic import SemanticDatasetMapper
+    from hcmeasure.semseg.data import SemanticDatasetMapper
 
     cfg = _neopolyp_aug_cfg()
     d = load_neopolyp(neopolyp_root, "trainval")[0]

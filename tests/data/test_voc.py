@@ -17,7 +17,7 @@ from detectron2.data import detection_utils as utils
 
 import hcmeasure  # noqa: F401  (registers the datasets)
 from hcmeasure.config import add_hcmeasure_config
-from hcmeasure.data.semantic import SemanticDatasetMapper, decode_label
+from hcmeasure.semseg.data import SemanticDatasetMapper, decode_label
 from hcmeasure.data.voc import (
     DATASET_NAMES,
     ENV_ROOT,

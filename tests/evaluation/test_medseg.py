@@ -104,7 +104,7 @@ def temp_dataset():
 
 def test_evaluator_on_synthetic_kvasir(tmp_path, temp_dataset):
     from hcmeasure.data.polyp import _binary_meta, load_kvasir_seg, write_synthetic_polyp_dataset
-    from hcmeasure.data.semantic import decode_label
+    from hcmeasure.semseg.data import decode_label
 
     root = write_synthetic_polyp_dataset(tmp_path / "k", "kvasir", n=3)
     dicts = load_kvasir_seg(root, "all")
@@ -129,7 +129,7 @@ def test_build_evaluators_for_medseg_gives_both(tmp_path, temp_dataset):
 
     from hcmeasure.config import add_hcmeasure_config
     from hcmeasure.data.polyp import _neopolyp_meta
-    from hcmeasure.evaluation.compat import SemSegEvaluator
+    from hcmeasure.semseg.evaluation import SemSegEvaluator
     from hcmeasure.evaluation.registry import build_evaluators
 
     name = temp_dataset("medseg_test_neo", [], _neopolyp_meta())

@@ -12,8 +12,8 @@ from detectron2.modeling import META_ARCH_REGISTRY, build_model
 from hcmeasure.config import add_hcmeasure_config
 from hcmeasure.data.polyp import synthetic_polyp
 from hcmeasure.modeling.meta_arch.gloffnet import GLoFFNet
-from hcmeasure.modeling.meta_arch.unet_resnet import UNet
-from hcmeasure.modeling.parts import ResNetEncoder, UNetDecoder, build_encoder
+from hcmeasure.semseg.unet import UNet
+from hcmeasure.semseg.parts import ResNetEncoder, UNetDecoder, build_encoder
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -80,7 +80,7 @@ def test_encoders_report_their_maps():
 def test_encoders_are_built_by_name_from_a_detectron2_registry():
     from detectron2.utils.registry import Registry
 
-    from hcmeasure.modeling.parts import SEG_ENCODER_REGISTRY
+    from hcmeasure.semseg.parts import SEG_ENCODER_REGISTRY
 
     assert isinstance(SEG_ENCODER_REGISTRY, Registry)
     assert {"unet", "resnet18", "resnet34", "resnet50", "efficientnet-lite0"} <= {n for n, _ in SEG_ENCODER_REGISTRY}

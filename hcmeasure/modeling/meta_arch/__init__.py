@@ -2,5 +2,4 @@
 from .head_rcnn import HeadRCNN  # noqa: F401
 from .ednet import EDNet  # noqa: F401
 from .gloffnet import GLoFFNet  # noqa: F401
-from .unet_resnet import UNet  # noqa: F401
 from .plain_unet import PlainUNet  # noqa: F401

@@ -59,8 +59,8 @@ from detectron2.config import configurable
 from detectron2.layers import Conv2d, ShapeSpec, get_norm
 from detectron2.modeling import META_ARCH_REGISTRY, build_backbone
 
-from ..losses import build_segmentation_loss
-from .semantic import SemanticSegmentor
+from ...semseg.losses import build_segmentation_loss
+from ...semseg.segmentor import SemanticSegmentor
 
 __all__ = [
     "SpatialInformationModule",

@@ -2,7 +2,7 @@
 
 Structure (names as in the GLoFF-Net study; F0 is the image, F1..F5 the encoder maps):
 
-* Encoder: any part from ``hcmeasure.modeling.parts.encoders`` (``MODEL.SEG_ENCODER``);
+* Encoder: any part from :mod:`hcmeasure.semseg.parts.encoders` (``MODEL.SEG_ENCODER``);
   the study's is the plain U-Net encoder with random initialisation, a ResNet works too.
 * Global feature generation: each of F1..F4 goes through its own spatial attention (SA)
   and is resized (bilinear) to the size of F(k+1), k = ``MODEL.GLOFFNET.GLOBAL_LEVEL``;
@@ -32,7 +32,7 @@ from torch.nn import functional as F
 from detectron2.config import configurable
 from detectron2.modeling import META_ARCH_REGISTRY
 
-from ..parts import (
+from ...semseg.parts import (
     ChannelAttention,
     ConvNormAct,
     SegmentationHead,
@@ -40,7 +40,7 @@ from ..parts import (
     UNetDecoder,
     build_encoder_from_cfg,
 )
-from .semantic import SemanticSegmentor
+from ...semseg.segmentor import SemanticSegmentor
 
 __all__ = ["GlobalFeatureGenerator", "GlobalLocalFusion", "GLoFFNetwork", "GLoFFNet"]
 

@@ -1,4 +1,4 @@
-"""Shared base of hcmeasure's semantic-segmentation meta-architectures.
+"""``SemanticSegmentor``: the base of every semantic-segmentation meta-architecture.
 
 Speaks Detectron2's semantic-segmentation protocol, so ``SemSegEvaluator``,
 ``DefaultPredictor`` and the visualizer work unchanged:
@@ -6,7 +6,7 @@ Speaks Detectron2's semantic-segmentation protocol, so ``SemSegEvaluator``,
 * input: the list of dicts a Detectron2 mapper produces, ``image`` (C, H, W) in
   the config's ``INPUT.FORMAT``, ``sem_seg`` (H, W) long targets when training,
   optional ``height``/``width`` (the size the output must have);
-* training: returns a loss dict (``hcmeasure.modeling.losses``, from the config);
+* training: returns a loss dict (:mod:`hcmeasure.semseg.losses`, from the config);
 * inference: returns ``[{"sem_seg": scores}]`` with per-class scores of shape
   (num_classes, height, width).
 
@@ -22,7 +22,7 @@ from torch.nn import functional as F
 from detectron2.modeling.postprocessing import sem_seg_postprocess
 from detectron2.structures import ImageList
 
-from ..losses import build_segmentation_loss
+from .losses import build_segmentation_loss
 
 __all__ = ["SemanticSegmentor"]
 
@@ -86,3 +86,8 @@ class SemanticSegmentor(nn.Module):
             scores = sem_seg_postprocess(logit, size, height, width)
             results.append({"sem_seg": scores.softmax(dim=0)})
         return results
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits of an already normalised (N, C, H, W) batch whose sides are multiples of
+        ``size_divisibility``."""
+        return self.net(images)

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from hcmeasure.inference.tiling import TiledSemanticModel, blend_window, tile_grid, tile_starts, tiled_apply
+from hcmeasure.semseg.tiling import TiledSemanticModel, blend_window, tile_grid, tile_starts, tiled_apply
 
 
 def identity(tiles):

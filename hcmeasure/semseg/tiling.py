@@ -2,7 +2,7 @@
 
 Any semantic model whose inference maps an image to per-class scores of the same size
 can run on images larger than its training size this way (``hcmeasure segment --tile
-SIZE --overlap N``; ``HCMEASURE.TILE.*`` inside ``PlainUNet``).
+SIZE --overlap N``; ``HCMEASURE.TILE.TEST_*`` inside :class:`~hcmeasure.semseg.unet.UNet`).
 
 * :func:`tile_starts` — the start offsets along one axis: a step of ``size - overlap``,
   the last tile moved back so that it ends at the border (so every tile is full size

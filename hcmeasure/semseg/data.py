@@ -29,6 +29,8 @@ from detectron2.data import transforms as T
 from detectron2.utils.file_io import PathManager
 from detectron2.utils.registry import Registry
 
+from .tiling import tile_grid
+
 __all__ = [
     "LABEL_DECODER_REGISTRY",
     "register_label_decoder",
@@ -76,7 +78,7 @@ def decode_index_png(path: str) -> np.ndarray:
 
 def decode_label(path: str, decoder: str = "index_png", **options) -> np.ndarray:
     """Class indices of the label file ``path``; ``options`` go to decoders that take
-    them (e.g. the target options of ``"rgba_outline"``, :mod:`hcmeasure.data.cells`)."""
+    them (e.g. the target options of ``"rgba_outline"``, :mod:`hcmeasure.studies.cells.data`)."""
     if decoder not in LABEL_DECODER_REGISTRY:
         raise KeyError(f"unknown label decoder {decoder!r}; known: {sorted(n for n, _ in LABEL_DECODER_REGISTRY)}")
     fn = LABEL_DECODER_REGISTRY.get(decoder)
@@ -254,11 +256,9 @@ class SemanticDatasetMapper:
                     f"{d['file_name']} size {image.shape[1::-1]} (width x height)")
         if self.is_train and d.get("tiled") and self.tile_size and "tile" not in d:
             # Random-tile crop: one tile of the HCMEASURE.TILE.SIZE/OVERLAP grid, uniformly.
-            from ..inference.tiling import tile_grid
-
             boxes = tile_grid(image.shape[0], image.shape[1], self.tile_size, self.tile_overlap)
             d["tile"] = boxes[np.random.randint(len(boxes))]
-        if "tile" in d:  # a tile of a large image (hcmeasure.data.cells)
+        if "tile" in d:  # a tile of a large image (hcmeasure.studies.cells.data)
             image = np.ascontiguousarray(crop_tile(image, d["tile"]))
             if label is not None:
                 label = np.ascontiguousarray(crop_tile(label, d["tile"]))

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from hcmeasure.evaluation.cells import outline_counts, outline_metrics
-from hcmeasure.modeling.losses import (
+from hcmeasure.semseg.losses import (
     SegmentationLoss, build_segmentation_loss, cross_entropy, focal_loss, soft_dice_loss, tversky_loss)
 
 

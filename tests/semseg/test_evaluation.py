@@ -7,7 +7,7 @@ import torch
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from PIL import Image
 
-from hcmeasure.evaluation.compat import SemSegEvaluator
+from hcmeasure.semseg.evaluation import SemSegEvaluator
 
 
 def test_detectron2_is_installed_as_a_visible_distribution_without_C():

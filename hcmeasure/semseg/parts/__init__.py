@@ -7,8 +7,8 @@ A network is ``encoder -> decoder -> head``:
 * a decoder (:mod:`.decoders`) turns that list back into one full-resolution map;
 * a head (:class:`.blocks.SegmentationHead`) gives per-class logits.
 
-:class:`EncoderDecoder` chains the three; the meta-architectures in
-``hcmeasure.modeling.meta_arch`` wrap it in the Detectron2 semantic protocol.
+:class:`EncoderDecoder` chains the three; :class:`~hcmeasure.semseg.unet.UNet` and the studies'
+meta-architectures wrap it in the Detectron2 semantic protocol.
 """
 from .blocks import ChannelAttention, ConvNormAct, DoubleConv, SegmentationHead, SpatialAttention  # noqa: F401
 from .decoders import DecoderBlock, UNetDecoder  # noqa: F401

@@ -28,7 +28,7 @@ one row ``<image id>_<c - 1>`` — ``_0`` neoplastic (red), ``_1`` non-neoplasti
 the image id is the file name up to its first dot — whose ``Expected`` is the run-length
 encoding of that class's mask at the image's original size: pixels numbered from 1 in
 row-major order (row by row, left to right), ``"start length"`` pairs separated by
-spaces, empty for an absent class (:func:`hcmeasure.data.polyp.submission_rows`).
+spaces, empty for an absent class (:func:`hcmeasure.studies.polyp.submission.submission_rows`).
 
 A problem with one image (unreadable file, failed inference) goes into its status and
 the run continues; in the RLE CSV such an image gets empty rows (and a warning). Files
@@ -211,7 +211,7 @@ def _output_names(images: list[Path]) -> dict[Path, str]:
 
 
 def run(args) -> int:
-    from ..data.polyp import SUBMISSION_COLUMNS, submission_image_id, submission_rows
+    from ..studies.polyp.submission import SUBMISSION_COLUMNS, submission_image_id, submission_rows
     from ..predictor import ModelLoadError, torch_threads_from_env
     from .predict import resolve_model
 

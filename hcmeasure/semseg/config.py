@@ -10,6 +10,7 @@ def add_semseg_config(cfg):
     if "SEG_LOSS" in cfg.MODEL:
         return cfg
     _C = cfg
+    # hcmeasure's own keys, beside Detectron2's MODEL, INPUT, SOLVER ...
     if "HCMEASURE" not in _C:
         _C.HCMEASURE = CN()
 

@@ -10,8 +10,8 @@ from PIL import Image
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from hcmeasure.data import polyp
-from hcmeasure.data.polyp import (
+from hcmeasure.studies.polyp import data as polyp
+from hcmeasure.studies.polyp.data import (
     PolypDataError,
     decode_binary_threshold,
     decode_neopolyp_rgb,

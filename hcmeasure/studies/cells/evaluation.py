@@ -10,12 +10,11 @@ The study reported pixel accuracy, which an all-background prediction reaches at
   metric, W = ``HCMEASURE.CELLS.RECALL_WEIGHT`` (outline recall weighted W times);
 * ``accuracy`` for comparison with the study only.
 
-Empty cases: Dice/IoU are 1 when neither prediction nor ground truth has the class, a
-recall without positives is NaN.
+The counts and ratios are :mod:`hcmeasure.semseg.confusion`'s. Empty cases: Dice/IoU are
+1 when neither prediction nor ground truth has the class, a recall without positives is NaN.
 """
 from __future__ import annotations
 
-import math
 from collections import OrderedDict
 
 import numpy as np
@@ -24,34 +23,29 @@ import detectron2.utils.comm as comm
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
+from ...evaluation.registry import register_evaluator_builder
+from ...semseg.confusion import class_counts, ratios
+from ...semseg.data import decode_label, label_options_from_cfg
+
 __all__ = ["outline_counts", "outline_metrics", "CellsEvaluator"]
 
 
 def outline_counts(pred: np.ndarray, gt: np.ndarray, cls: int = 1, ignore_label: int = 255) -> np.ndarray:
     """[TP, FP, TN, FN] of class ``cls`` against the rest, ``ignore_label`` pixels left out."""
-    pred, gt = np.asarray(pred), np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-    valid = gt != ignore_label
-    p, g = pred[valid] == cls, gt[valid] == cls
-    tp = int(np.count_nonzero(p & g))
-    fp = int(np.count_nonzero(p)) - tp
-    fn = int(np.count_nonzero(g)) - tp
-    return np.array([tp, fp, p.size - tp - fp - fn, fn], np.int64)
+    return class_counts(pred, gt, cls, ignore_label)
 
 
 def outline_metrics(tp, fp, tn, fn, recall_weight: float = 10.0) -> "OrderedDict[str, float]":
-    def ratio(num, den, empty):
-        return num / den if den else empty
-
-    r_fg, r_bg = ratio(tp, tp + fn, math.nan), ratio(tn, tn + fp, math.nan)
+    """The figures of the module docstring from pooled counts."""
+    r = ratios(tp, fp, tn, fn)
+    r_fg, r_bg = r["sensitivity"], r["specificity"]
     return OrderedDict(
-        dice=ratio(2 * tp, 2 * tp + fp + fn, 1.0),
-        iou=ratio(tp, tp + fp + fn, 1.0),
+        dice=r["dice"],
+        iou=r["jaccard"],
         recall_outline=r_fg,
         recall_background=r_bg,
         weighted_recall=(recall_weight * r_fg + r_bg) / (recall_weight + 1),
-        accuracy=ratio(tp + tn, tp + fp + tn + fn, math.nan),
+        accuracy=r["accuracy"],
     )
 
 
@@ -72,8 +66,6 @@ class CellsEvaluator(DatasetEvaluator):
         self._counts = np.zeros(4, np.int64)
 
     def process(self, inputs, outputs):
-        from ..semseg.data import decode_label
-
         for inp, out in zip(inputs, outputs):
             decoder = inp.get("sem_seg_decoder", self._decoder)
             gt = decode_label(inp["sem_seg_file_name"], decoder, **self._options.get(decoder, {}))
@@ -90,16 +82,8 @@ class CellsEvaluator(DatasetEvaluator):
         return {"cells": outline_metrics(*counts.tolist(), recall_weight=self._weight)}
 
 
-def _register():
-    from .registry import register_evaluator_builder
-
-    @register_evaluator_builder("cells")
-    def _cells(cfg, dataset_name, output_folder):
-        """Cell-outline datasets: outline recall / precision / F1 (:class:`CellsEvaluator`)."""
-        from ..semseg.data import label_options_from_cfg
-
-        return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
-                               recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]
-
-
-_register()
+@register_evaluator_builder("cells")
+def build_cells_evaluators(cfg, dataset_name, output_folder):
+    """Cell-outline datasets: outline Dice / IoU / recalls (:class:`CellsEvaluator`)."""
+    return [CellsEvaluator(dataset_name, label_options=label_options_from_cfg(cfg),
+                           recall_weight=cfg.HCMEASURE.CELLS.RECALL_WEIGHT)]

@@ -17,9 +17,9 @@ from detectron2.modeling import build_model
 import hcmeasure  # noqa: F401  (registers EDNet)
 from hcmeasure.config import add_hcmeasure_config
 from hcmeasure.modeling.checkpoint import HCMeasureCheckpointer
-from hcmeasure.modeling.meta_arch.ednet import EDNet, SpatialInformationModule
+from hcmeasure.studies.voc.ednet import EDNet, SpatialInformationModule
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 VOC = REPO / "configs" / "VOC2012"
 TEST_VOC = REPO / "tests" / "configs" / "VOC2012"  # the tiny schedule
 ROWS = {  # config -> (SIB, GPM, FFM, BRM)

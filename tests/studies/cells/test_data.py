@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hcmeasure.data.cells import (
+from hcmeasure.studies.cells.data import (
     decode_rgba_outline, fill_outlines, load_cells, outline_mask, outline_target, signed_distance_map,
     synthetic_cells, widen_outline, write_synthetic_cells)
 from hcmeasure.semseg.data import decode_label

@@ -18,7 +18,7 @@ from detectron2.data import detection_utils as utils
 import hcmeasure  # noqa: F401  (registers the datasets)
 from hcmeasure.config import add_hcmeasure_config
 from hcmeasure.semseg.data import SemanticDatasetMapper, decode_label
-from hcmeasure.data.voc import (
+from hcmeasure.studies.voc.data import (
     DATASET_NAMES,
     ENV_ROOT,
     VOC_CLASSES,
@@ -29,7 +29,7 @@ from hcmeasure.data.voc import (
 )
 from hcmeasure.evaluation.registry import build_evaluators
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 # A few entries of VOC's colour map as published with the devkit.
 KNOWN_COLOURS = {0: (0, 0, 0), 1: (128, 0, 0), 2: (0, 128, 0), 12: (64, 0, 128), 15: (192, 128, 128),

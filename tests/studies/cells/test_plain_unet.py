@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from hcmeasure.data.cells import outline_target, synthetic_cells
-from hcmeasure.evaluation.cells import outline_counts, outline_metrics
+from hcmeasure.studies.cells.data import outline_target, synthetic_cells
+from hcmeasure.studies.cells.evaluation import outline_counts, outline_metrics
 
 CONFIG = "tests/configs/Cells/unet_tiled_tiny_test.yaml"
 
@@ -34,7 +34,7 @@ def build(opts=()):
 
 
 def test_depth_and_filters_from_config():
-    from hcmeasure.modeling.meta_arch.plain_unet import PlainUNet, plain_unet_filters
+    from hcmeasure.studies.cells.plain_unet import PlainUNet, plain_unet_filters
 
     m = build()
     assert isinstance(m, PlainUNet)

@@ -61,10 +61,8 @@ NeoPolyp: classes ``background``/``neoplastic``/``non-neoplastic``, masks decode
 ``stuff_colors`` (RGB), ``ignore_label`` 255, ``evaluator_type`` "medseg",
 ``label_decoder``, ``is_semantic`` True.
 
-BKAI-IGH submission
--------------------
-:func:`rle_encode` / :func:`submission_rows` write the Kaggle CSV (columns ``Id,Expected``);
-see :func:`submission_rows` for the exact format.
+The BKAI-IGH Kaggle submission of NeoPolyp predictions is written by
+:mod:`hcmeasure.studies.polyp.submission`.
 """
 from __future__ import annotations
 
@@ -81,7 +79,7 @@ from PIL import Image
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from ..semseg.data import register_label_decoder
+from ...semseg.data import register_label_decoder
 
 __all__ = [
     "ENV_KVASIR",
@@ -110,11 +108,6 @@ __all__ = [
     "load_pranet",
     "load_neopolyp",
     "register_polyp_datasets",
-    "rle_encode",
-    "rle_decode",
-    "submission_image_id",
-    "submission_rows",
-    "SUBMISSION_COLUMNS",
     "synthetic_polyp",
     "write_synthetic_polyp_dataset",
 ]
@@ -147,7 +140,7 @@ PRANET_TEST_SETS = {
 }
 
 _IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".tif", ".tiff", ".bmp")
-_REPO_PARENT = Path(__file__).resolve().parents[2].parent
+_REPO_PARENT = Path(__file__).resolve().parents[3].parent
 
 
 class PolypDataError(ValueError):
@@ -195,7 +188,7 @@ def resolve_root(env: str, root=None) -> Path:
     if not path.is_dir():
         how = "given" if root is not None else (f"from ${env}" if os.environ.get(env) else f"${env} is not set")
         raise PolypDataError(f"dataset folder {path} ({how}) does not exist; set {env} to the dataset's "
-                             "root folder (see hcmeasure.data.polyp for the layout)")
+                             "root folder (see hcmeasure.studies.polyp.data for the layout)")
     return path
 
 
@@ -430,59 +423,6 @@ def register_polyp_datasets() -> None:
             MetadataCatalog.remove(name)
         DatasetCatalog.register(name, loader)
         MetadataCatalog.get(name).set(**meta)
-
-
-# ------------------------------------------------------------- Kaggle submission
-
-#: Header of the BKAI-IGH NeoPolyp submission CSV.
-SUBMISSION_COLUMNS = ["Id", "Expected"]
-
-
-def rle_encode(mask: np.ndarray) -> str:
-    """Run-length encoding of a binary mask: pixels in row-major order (rows top to
-    bottom, each left to right), numbered from 1; ``"start length start length ..."``
-    for each run of nonzero pixels; ``""`` for an empty mask."""
-    flat = np.asarray(mask).reshape(-1) != 0
-    padded = np.concatenate([[False], flat, [False]])
-    edges = np.flatnonzero(padded[1:] != padded[:-1])  # run starts and ends (0-based, end exclusive)
-    starts, ends = edges[0::2], edges[1::2]
-    runs = np.empty(2 * len(starts), dtype=np.int64)
-    runs[0::2] = starts + 1
-    runs[1::2] = ends - starts
-    return " ".join(map(str, runs.tolist()))
-
-
-def rle_decode(rle: str, shape) -> np.ndarray:
-    """Inverse of :func:`rle_encode`: (H, W) uint8 {0, 1}."""
-    h, w = shape
-    flat = np.zeros(h * w, np.uint8)
-    values = [int(v) for v in str(rle).split()]
-    if len(values) % 2:
-        raise ValueError(f"RLE has an odd number of values ({len(values)}): {rle[:60]!r}")
-    for start, length in zip(values[0::2], values[1::2]):
-        if start < 1 or length < 0 or start - 1 + length > h * w:
-            raise ValueError(f"RLE run ({start}, {length}) is outside a {h}x{w} mask")
-        flat[start - 1:start - 1 + length] = 1
-    return flat.reshape(h, w)
-
-
-def submission_image_id(filename) -> str:
-    """Image id of a test file as the competition's sample script takes it: the file
-    name up to its first dot (``"abc.jpeg"`` -> ``"abc"``)."""
-    return Path(filename).name.split(".")[0]
-
-
-def submission_rows(image_id: str, classes: np.ndarray, num_classes: int = 3) -> list[dict]:
-    """Rows of the BKAI-IGH NeoPolyp submission for one image.
-
-    ``classes`` is the (H, W) class-index mask at the test image's original size. One row
-    per foreground class c = 1 .. num_classes-1: ``Id = f"{image_id}_{c - 1}"``, so
-    ``<id>_0`` is class 1 (neoplastic; the red channel of the masks) and ``<id>_1`` class 2
-    (non-neoplastic; green), and ``Expected`` = :func:`rle_encode` of ``classes == c``
-    (row-major, 1-based starts; empty when the class is absent).
-    """
-    classes = np.asarray(classes)
-    return [{"Id": f"{image_id}_{c - 1}", "Expected": rle_encode(classes == c)} for c in range(1, num_classes)]
 
 
 # ------------------------------------------------------------ synthetic test data

@@ -1,7 +1,8 @@
 """Medical segmentation metrics of the polyp studies, as a Detectron2 evaluator.
 
 From the pixel counts of a class against the rest — TP, FP, TN, FN, pixels labelled
-``ignore_label`` left out — the GLoFF-Net study's metrics are
+``ignore_label`` left out (:mod:`hcmeasure.semseg.confusion`) — the GLoFF-Net study's
+metrics are
 
 * Jaccard      JA = TP / (TP + FP + FN)
 * Dice         DI = 2 TP / (2 TP + FP + FN)
@@ -44,50 +45,25 @@ import detectron2.utils.comm as comm
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import DatasetEvaluator
 
-__all__ = ["confusion_counts", "metrics_from_counts", "summarize", "MedSegEvaluator"]
+from ...evaluation.registry import EVALUATOR_REGISTRY, register_evaluator_builder
+from ...io.tables import write_csv_atomic
+from ...semseg.confusion import confusion_counts, ratios
+from ...semseg.data import decode_label
+
+__all__ = ["metrics_from_counts", "summarize", "MedSegEvaluator"]
 
 logger = logging.getLogger(__name__)
 
 METRICS = ("JA", "DI", "SE", "SP", "ACC")
-
-
-def confusion_counts(pred: np.ndarray, gt: np.ndarray, num_classes: int, ignore_label: int = 255) -> np.ndarray:
-    """(num_classes + 1, 4) int64 array of [TP, FP, TN, FN] per class (one-vs-rest), and
-    in the last row for "foreground" (every class but 0 against class 0). Pixels whose
-    ground truth is ``ignore_label`` are not counted."""
-    pred = np.asarray(pred)
-    gt = np.asarray(gt)
-    if pred.shape != gt.shape:
-        raise ValueError(f"prediction {pred.shape} and ground truth {gt.shape} differ in size")
-    valid = gt != ignore_label
-    p, g = pred[valid], gt[valid]
-    n = p.size
-    out = np.zeros((num_classes + 1, 4), np.int64)
-    for c in range(num_classes):
-        out[c] = _counts(p == c, g == c, n)
-    out[num_classes] = _counts(p != 0, g != 0, n)
-    return out
-
-
-def _counts(p: np.ndarray, g: np.ndarray, n: int) -> list[int]:
-    tp = int(np.count_nonzero(p & g))
-    fp = int(np.count_nonzero(p)) - tp
-    fn = int(np.count_nonzero(g)) - tp
-    return [tp, fp, n - tp - fp - fn, fn]
+#: The study's abbreviations of the ratios of :func:`hcmeasure.semseg.confusion.ratios`.
+_RATIO_OF = {"JA": "jaccard", "DI": "dice", "SE": "sensitivity", "SP": "specificity", "ACC": "accuracy"}
 
 
 def metrics_from_counts(tp, fp, tn, fn) -> dict[str, float]:
-    """JA, DI, SE, SP, ACC from pixel counts (see the module docstring for empty cases)."""
-    def ratio(num, den, empty):
-        return num / den if den else empty
-
-    return {
-        "JA": ratio(tp, tp + fp + fn, 1.0),
-        "DI": ratio(2 * tp, 2 * tp + fp + fn, 1.0),
-        "SE": ratio(tp, tp + fn, math.nan),
-        "SP": ratio(tn, tn + fp, math.nan),
-        "ACC": ratio(tp + tn, tp + fp + tn + fn, math.nan),
-    }
+    """JA, DI, SE, SP, ACC from pixel counts (:func:`hcmeasure.semseg.confusion.ratios`; see
+    the module docstring for empty cases)."""
+    r = ratios(tp, fp, tn, fn)
+    return {name: r[key] for name, key in _RATIO_OF.items()}
 
 
 def _nanmean(values) -> tuple[float, int]:
@@ -149,8 +125,6 @@ class MedSegEvaluator(DatasetEvaluator):
         self._rows: list[tuple[str, np.ndarray]] = []
 
     def process(self, inputs, outputs):
-        from ..semseg.data import decode_label
-
         for inp, out in zip(inputs, outputs):
             pred = out["sem_seg"].argmax(dim=0).cpu().numpy()
             gt_file = inp["sem_seg_file_name"]
@@ -181,8 +155,6 @@ class MedSegEvaluator(DatasetEvaluator):
         return OrderedDict(medseg=res)
 
     def _write_per_image(self, rows):
-        from ..io.tables import write_csv_atomic
-
         n = len(self._class_names)
         names = list(self._class_names) + ["foreground"]
         columns = ["file_name"]
@@ -201,14 +173,8 @@ class MedSegEvaluator(DatasetEvaluator):
         write_csv_atomic(os.path.join(self._output_dir, "medseg_per_image.csv"), columns, table)
 
 
-def _register():
-    from .registry import EVALUATOR_REGISTRY, register_evaluator_builder
-
-    @register_evaluator_builder("medseg")
-    def _medseg(cfg, dataset_name, output_folder):
-        """Polyp datasets: Detectron2's SemSegEvaluator (mIoU, ...) and MedSegEvaluator."""
-        return EVALUATOR_REGISTRY.get("sem_seg")(cfg, dataset_name, output_folder) + [
-            MedSegEvaluator(dataset_name, output_dir=output_folder)]
-
-
-_register()
+@register_evaluator_builder("medseg")
+def build_medseg_evaluators(cfg, dataset_name, output_folder):
+    """Polyp datasets: Detectron2's SemSegEvaluator (mIoU, ...) and :class:`MedSegEvaluator`."""
+    return EVALUATOR_REGISTRY.get("sem_seg")(cfg, dataset_name, output_folder) + [
+        MedSegEvaluator(dataset_name, output_dir=output_folder)]

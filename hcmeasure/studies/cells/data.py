@@ -46,8 +46,8 @@ from scipy import ndimage
 from detectron2.data import DatasetCatalog, MetadataCatalog
 from detectron2.utils.file_io import PathManager
 
-from ..semseg.tiling import tile_grid
-from ..semseg.data import register_label_decoder
+from ...semseg.data import register_label_decoder
+from ...semseg.tiling import tile_grid
 
 __all__ = [
     "CHANNELS", "WIDENINGS", "TARGETS", "outline_mask", "widen_outline", "fill_outlines",
@@ -204,7 +204,7 @@ def register_cells_dataset(name: str, image_dir, mask_dir, *, tile: int = 0, ove
                            tiled: bool = False, target: str = "outline") -> None:
     """Register ``name`` (see :func:`load_cells` for ``tile``/``tiled``) with Detectron2;
     evaluator "cells" (outline Dice/IoU, the study's weighted recall,
-    :mod:`hcmeasure.evaluation.cells`)."""
+    :mod:`hcmeasure.studies.cells.evaluation`)."""
     if name in DatasetCatalog.list():
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)

@@ -8,7 +8,8 @@ import torch
 
 from detectron2.data import DatasetCatalog, MetadataCatalog
 
-from hcmeasure.evaluation.medseg import MedSegEvaluator, confusion_counts, metrics_from_counts, summarize
+from hcmeasure.semseg.confusion import confusion_counts
+from hcmeasure.studies.polyp.evaluation import MedSegEvaluator, metrics_from_counts, summarize
 
 
 def test_counts_and_metrics_by_hand():
@@ -103,7 +104,7 @@ def temp_dataset():
 
 
 def test_evaluator_on_synthetic_kvasir(tmp_path, temp_dataset):
-    from hcmeasure.data.polyp import _binary_meta, load_kvasir_seg, write_synthetic_polyp_dataset
+    from hcmeasure.studies.polyp.data import _binary_meta, load_kvasir_seg, write_synthetic_polyp_dataset
     from hcmeasure.semseg.data import decode_label
 
     root = write_synthetic_polyp_dataset(tmp_path / "k", "kvasir", n=3)
@@ -128,7 +129,7 @@ def test_build_evaluators_for_medseg_gives_both(tmp_path, temp_dataset):
     from detectron2.config import get_cfg
 
     from hcmeasure.config import add_hcmeasure_config
-    from hcmeasure.data.polyp import _neopolyp_meta
+    from hcmeasure.studies.polyp.data import _neopolyp_meta
     from hcmeasure.semseg.evaluation import SemSegEvaluator
     from hcmeasure.evaluation.registry import build_evaluators
 
@@ -142,7 +143,7 @@ def test_build_evaluators_for_medseg_gives_both(tmp_path, temp_dataset):
 def test_evaluator_on_real_neopolyp_masks(neopolyp_root, tmp_path, temp_dataset):
     """Ground truth scored against itself: every figure is 1; against a model that
     swaps the two classes, the per-class Dice drop to 0 while polyp-vs-background stays 1."""
-    from hcmeasure.data.polyp import _neopolyp_meta, decode_neopolyp_rgb, load_neopolyp
+    from hcmeasure.studies.polyp.data import _neopolyp_meta, decode_neopolyp_rgb, load_neopolyp
 
     dicts = [d for d in load_neopolyp(neopolyp_root, "trainval")][:4]
     name = temp_dataset("medseg_test_real_neo", dicts, _neopolyp_meta())

@@ -9,6 +9,8 @@ module (``hcmeasure.studies.<study>.evaluation``).
 """
 from __future__ import annotations
 
+import os
+
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
 from detectron2.utils.registry import Registry
@@ -52,6 +54,9 @@ def _hc18(cfg, dataset_name, output_folder):
                       perimeter_formula=pp.PERIMETER_FORMULA, output_dir=output_folder)
     ]
     if cfg.HCMEASURE.EVAL.COCO:
-        evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+        # COCOEvaluator converts the dataset to COCO itself, into its output folder, once per
+        # process (never a JSON an earlier run left there, which may be of other data).
+        coco_dir = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        evaluators.append(COCOEvaluator(dataset_name, output_dir=coco_dir, allow_cached_coco=False))
     return evaluators
 

@@ -6,6 +6,7 @@
   as an option (``tiling.py``);
 * ``parts/`` (encoders, decoders, blocks), ``losses.py``;
 * ``data.py``: label decoders and :class:`SemanticDatasetMapper`;
+* ``confusion.py``: pixel confusion counts and the ratios of every segmentation metric;
 * ``evaluation.py``: Detectron2's ``SemSegEvaluator`` (numpy-2-safe) for ``evaluator_type``
   "sem_seg";
 * ``config.py``: :func:`add_semseg_config`.

@@ -63,7 +63,7 @@ def main(argv=None):
 
     from hcmeasure.measurement.head import HeadMeasurement
     from hcmeasure.modeling.head_refiner import HeadContourRefiner
-    from hcmeasure.modeling.meta_arch.semantic import SemanticSegmentor
+    from hcmeasure.semseg.segmentor import SemanticSegmentor
 
     from hcmeasure.cli.main import main as cli
     from hcmeasure.cli.predict import resolve_model

@@ -1,12 +1,39 @@
-"""Config keys added by hcmeasure to Detectron2's ``CfgNode``."""
+"""Config keys added by hcmeasure to Detectron2's ``CfgNode``.
+
+:func:`add_hcmeasure_config` adds every key any config under ``configs/`` uses: those of
+the HC core (:func:`add_hc_config`, here), of the semantic base
+(:func:`~hcmeasure.semseg.config.add_semseg_config`) and of each sister study
+(``add_polyp_config``, ``add_voc_config``, ``add_cells_config`` in
+``hcmeasure/studies/<study>/config.py``). The studies' keys are always added, so that any
+config, including the full dumps of trained models, loads wherever hcmeasure is imported.
+"""
 from detectron2.config import CfgNode as CN
+
+from .semseg.config import add_semseg_config
+from .studies.cells.config import add_cells_config
+from .studies.polyp.config import add_polyp_config
+from .studies.voc.config import add_voc_config
+
+__all__ = ["add_hc_config", "add_hcmeasure_config"]
 
 
 def add_hcmeasure_config(cfg):
     """Add every key used by the configs under ``configs/``. Safe to call twice."""
-    if "HCMEASURE" in cfg:
+    for add in (add_hc_config, add_semseg_config, add_polyp_config, add_voc_config, add_cells_config):
+        add(cfg)
+    return cfg
+
+
+def add_hc_config(cfg):
+    """Add the keys of the HC core: the EfficientNet-Lite backbone, the optimizer, the HC18
+    augmentation, post-processing, head crops, the head refiner, trust and evaluation.
+    Safe to call twice."""
+    if "HCMEASURE" in cfg and "POSTPROCESS" in cfg.HCMEASURE:
         return cfg
     _C = cfg
+    # hcmeasure's own keys, beside Detectron2's MODEL, INPUT, SOLVER ...
+    if "HCMEASURE" not in _C:
+        _C.HCMEASURE = CN()
 
     # EfficientNet-Lite bottom-up for Detectron2's FPN (hcmeasure.modeling.backbone).
     _C.MODEL.EFFICIENTNET_LITE = CN()
@@ -28,129 +55,25 @@ def add_hcmeasure_config(cfg):
     # MODEL.WEIGHTS ends in .pth/.pt and this is True (hcmeasure.modeling.checkpoint).
     _C.MODEL.TORCHVISION_WEIGHTS = False
 
-    # Losses of the semantic-segmentation models (hcmeasure.modeling.losses).
-    _C.MODEL.SEG_LOSS = CN()
-    _C.MODEL.SEG_LOSS.CE_WEIGHT = 1.0
-    _C.MODEL.SEG_LOSS.DICE_WEIGHT = 0.0
-    # Per-class weights of the cross-entropy ([] = unweighted).
-    _C.MODEL.SEG_LOSS.CLASS_WEIGHTS = []
-    _C.MODEL.SEG_LOSS.DICE_SMOOTH = 1.0
-    _C.MODEL.SEG_LOSS.DICE_INCLUDE_BACKGROUND = True
-    # Focal loss term (weight 0 = off): CE scaled by (1 - p_t) ** FOCAL_GAMMA, per-class
-    # alpha = CLASS_WEIGHTS (issue 6, imbalance of thin cell outlines).
-    _C.MODEL.SEG_LOSS.FOCAL_WEIGHT = 0.0
-    _C.MODEL.SEG_LOSS.FOCAL_GAMMA = 2.0
-    # Tversky loss term (weight 0 = off): TP / (TP + ALPHA FP + BETA FN), soft counts;
-    # BETA > ALPHA favours recall of the rare class. Shares DICE_SMOOTH and
-    # DICE_INCLUDE_BACKGROUND.
-    _C.MODEL.SEG_LOSS.TVERSKY_WEIGHT = 0.0
-    _C.MODEL.SEG_LOSS.TVERSKY_ALPHA = 0.3
-    _C.MODEL.SEG_LOSS.TVERSKY_BETA = 0.7
-
-    # ---- Polyp models (issue 4): U-Net / ResNet U-Net and GLoFF-Net --------------------
-    # Encoder shared by MODEL.META_ARCHITECTURE "UNet" and "GLoFFNet"
-    # (hcmeasure.modeling.parts.encoders). It yields five feature maps F1..F5.
-    _C.MODEL.SEG_ENCODER = CN()
-    # "unet" (plain U-Net conv encoder, random init) or a torchvision ResNet:
-    # "resnet18", "resnet34", "resnet50".
-    _C.MODEL.SEG_ENCODER.NAME = "unet"
-    # Plain encoder: channels of the first stage, doubled at each of the following stages.
-    _C.MODEL.SEG_ENCODER.WIDTH = 64
-    # Normalisation after each convolution: "BN", "SyncBN", "GN", "FrozenBN" or "" (none).
-    _C.MODEL.SEG_ENCODER.NORM = "BN"
-    # ResNet ImageNet weights: "" (random init), a local .pth (torchvision state dict), or
-    # "torchvision" (torchvision's own download / cache). Skipped when MODEL.WEIGHTS is set,
-    # since that checkpoint replaces them.
-    _C.MODEL.SEG_ENCODER.PRETRAINED = ""
-    # U-Net decoder (hcmeasure.modeling.parts.decoders), used by "UNet".
-    _C.MODEL.UNET = CN()
-    # Output channels of the decoder blocks, deepest first; [] = the skip features'
-    # channels (classic U-Net), halved for blocks without a skip.
-    _C.MODEL.UNET.DECODER_CHANNELS = []
-    # Upsampling in the decoder: "transpose" (2x2 transposed convolution) or "bilinear".
-    _C.MODEL.UNET.UPSAMPLE = "transpose"
-    _C.MODEL.UNET.NORM = "BN"
-    # GLoFF-Net (hcmeasure.modeling.meta_arch.gloffnet).
-    _C.MODEL.GLOFFNET = CN()
-    # Channels of the global feature G.
-    _C.MODEL.GLOFFNET.GLOBAL_CHANNELS = 64
-    # G is built at the size of F(GLOBAL_LEVEL + 1): 0 = F1 ... 3 = F4.
-    _C.MODEL.GLOFFNET.GLOBAL_LEVEL = 2
-    _C.MODEL.GLOFFNET.DECODER_CHANNELS = []
-    _C.MODEL.GLOFFNET.UPSAMPLE = "transpose"
-    _C.MODEL.GLOFFNET.NORM = "BN"
-    # Spatial attention: kernel of the convolution over [mean, max] channel maps.
-    _C.MODEL.GLOFFNET.SA_KERNEL = 7
-    # Channel attention: reduction ratio of the shared MLP.
-    _C.MODEL.GLOFFNET.CA_REDUCTION = 16
-    # ---- end of polyp models -------------------------------------------------------------
-
-    # ---- EDNet / FCN baseline for PASCAL VOC 2012 (issue 5) -----------------------------
-    # MODEL.META_ARCHITECTURE "EDNet" (hcmeasure.modeling.meta_arch.ednet). The encoder is
-    # MODEL.BACKBONE.NAME (Detectron2's ResNet in the VOC configs, MODEL.RESNETS.*).
-    _C.MODEL.EDNET = CN()
-    # Encoder outputs read by the decoder, fine to coarse (strides 4, 8, 16, 32).
-    _C.MODEL.EDNET.IN_FEATURES = ["res2", "res3", "res4", "res5"]
-    # Module switches; all False = the FCN baseline.
-    _C.MODEL.EDNET.USE_SIM = True  # Spatial Information Branch (four SIMs from the image)
-    _C.MODEL.EDNET.USE_GPM = True  # Global Pooling Module on the last encoder feature
-    _C.MODEL.EDNET.USE_FFM = True  # Feature Fusion Module per scale
-    _C.MODEL.EDNET.USE_BRM = True  # Boundary Refinement Module per scale
-    # Output channels of each SIM's 3x3 stride-2 convolution (the average pooling adds
-    # the SIM's input channels on top).
-    _C.MODEL.EDNET.SIM_CHANNELS = [32, 64, 128, 256]
-    # Channels of the GPM's 1x1 convolution.
-    _C.MODEL.EDNET.GPM_CHANNELS = 256
-    # Width of the FFMs and BRMs.
-    _C.MODEL.EDNET.DECODER_CHANNELS = 160
-    # Squeeze ratio of the FFMs' channel attention.
-    _C.MODEL.EDNET.ATTENTION_REDUCTION = 4
-    # Norm after the SIB/FFM/BRM convolutions: "BN", "SyncBN" (multi-GPU), "GN", "".
-    _C.MODEL.EDNET.NORM = "BN"
-    # "poly" learning-rate schedule: SOLVER.LR_SCHEDULER_NAME "WarmupPolyLR"
-    # (Detectron2's DeepLab project, wired in tools/train_net.py):
-    # lr = BASE_LR * (1 - iter / MAX_ITER) ** POLY_LR_POWER, floored at
-    # BASE_LR * POLY_LR_CONSTANT_ENDING when that is > 0.
-    if "POLY_LR_POWER" not in _C.SOLVER:
-        _C.SOLVER.POLY_LR_POWER = 0.9
-    if "POLY_LR_CONSTANT_ENDING" not in _C.SOLVER:
-        _C.SOLVER.POLY_LR_CONSTANT_ENDING = 0.0
-    # Random crops of semantic datasets (hcmeasure.data.semantic) are retried until no
-    # class covers more than this share of the crop (1.0 = plain random crop).
-    if "SINGLE_CATEGORY_MAX_AREA" not in _C.INPUT.CROP:
-        _C.INPUT.CROP.SINGLE_CATEGORY_MAX_AREA = 1.0
-    # ---- end of EDNet --------------------------------------------------------------------
-
-    _C.HCMEASURE = CN()
-    # Optimizer (hcmeasure.solver): "SGD", "ADAM" or "ADAMW", and per-module LR factors
-    # as [[parameter-name prefix, factor], ...].
+    # Optimizer of every model (hcmeasure.solver, tools/train_net.py).
     _C.HCMEASURE.SOLVER = CN()
+    # "SGD" (SOLVER.MOMENTUM, NESTEROV), "ADAM" or "ADAMW".
     _C.HCMEASURE.SOLVER.OPTIMIZER = "SGD"
+    # Per-module LR factors, [[parameter-name prefix, factor], ...]; the first match wins.
     _C.HCMEASURE.SOLVER.LR_MULTIPLIERS = []
-    # Train with convolution weights in channels-last layout (tools/train_net.py): the
-    # same computation, faster on CPUs (oneDNN); see benchmarks/train_speed.py.
+    # Train with convolution weights channels-last (tools/train_net.py): the same
+    # computation, faster on CPUs (oneDNN); benchmarks/train_speed.py measures it.
     _C.HCMEASURE.SOLVER.CHANNELS_LAST = False
-    # Data pipeline of the semantic-segmentation models (hcmeasure.data.semantic).
-    _C.HCMEASURE.SEMSEG = CN()
-    # (height, width) to resize every image to, e.g. (256, 256); () = short-side resize.
-    _C.HCMEASURE.SEMSEG.FIXED_SIZE = ()
-    _C.HCMEASURE.SEMSEG.HFLIP = True
-    _C.HCMEASURE.SEMSEG.VFLIP = False
-    # Polyp recipe augmentations (training only; probability 0 disables each):
-    # rotation by k*90 degrees (k uniform in 1..3) with probability ROT90_PROB;
-    # gamma = uniform(GAMMA_RANGE) on the image with probability GAMMA_PROB;
-    # per-channel shift uniform in [-RGB_SHIFT, RGB_SHIFT] with probability RGB_SHIFT_PROB.
-    _C.HCMEASURE.SEMSEG.ROT90_PROB = 0.0
-    _C.HCMEASURE.SEMSEG.GAMMA_RANGE = (0.7, 1.2)
-    _C.HCMEASURE.SEMSEG.GAMMA_PROB = 0.0
-    _C.HCMEASURE.SEMSEG.RGB_SHIFT = 10.0
-    _C.HCMEASURE.SEMSEG.RGB_SHIFT_PROB = 0.0
 
-    # Ultrasound photometric augmentation during training (ranges of the factor).
+    # Ultrasound augmentation of HC18 training (hcmeasure.data.transforms).
     _C.HCMEASURE.AUG = CN()
+    # Range of the random brightness factor ((1.0, 1.0) = off).
     _C.HCMEASURE.AUG.BRIGHTNESS = (0.8, 1.2)
+    # Range of the random contrast factor ((1.0, 1.0) = off).
     _C.HCMEASURE.AUG.CONTRAST = (0.8, 1.2)
+    # Horizontal flip with probability 0.5.
     _C.HCMEASURE.AUG.HFLIP = True
+    # Vertical flip with probability 0.5.
     _C.HCMEASURE.AUG.VFLIP = True
     # Random rotation range in degrees (0 disables); ellipse labels survive rotation.
     _C.HCMEASURE.AUG.ROTATION = 0.0
@@ -193,7 +116,9 @@ def add_hcmeasure_config(cfg):
     # Paths are relative to the folder of the config file given to predict (--config, or
     # the default model's config.yaml); absolute paths are used as they are. "" = no refiner.
     _C.HCMEASURE.HEAD_REFINER = CN()
+    # The refiner's config (a two-class semantic model, e.g. "UNet").
     _C.HCMEASURE.HEAD_REFINER.CONFIG = ""
+    # The refiner's checkpoint.
     _C.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
     # An ensemble instead of WEIGHTS: checkpoints of CONFIG's model (e.g. one per
     # cross-validation fold) whose head probabilities are averaged on the same crop.
@@ -205,54 +130,12 @@ def add_hcmeasure_config(cfg):
     # config's folder like the refiner's paths, with the interval's calibration and the
     # review rules; "" = no interval, and only the rules that need no calibration.
     _C.HCMEASURE.TRUST = CN()
+    # The calibration JSON ("" = none).
     _C.HCMEASURE.TRUST.CALIBRATION = ""
 
     # HC18 evaluation inside tools/train_net.py.
     _C.HCMEASURE.EVAL = CN()
     # Also run Detectron2's COCO evaluator (bbox/segm AP) next to HC18Evaluator.
     _C.HCMEASURE.EVAL.COCO = True
-
-
-    # ---- Cell outlines: plain U-Net, RGBA outline targets, tiling (issue 6) -------------
-    # MODEL.META_ARCHITECTURE "PlainUNet" (hcmeasure.modeling.meta_arch.plain_unet).
-    _C.MODEL.PLAIN_UNET = CN()
-    # Resolution levels of the encoder (DEPTH - 1 max-poolings; inputs padded to a
-    # multiple of 2 ** (DEPTH - 1)).
-    _C.MODEL.PLAIN_UNET.DEPTH = 3
-    # Filters of each level, shallow first ([] = BASE_FILTERS * 2 ** level).
-    _C.MODEL.PLAIN_UNET.FILTERS = []
-    _C.MODEL.PLAIN_UNET.BASE_FILTERS = 32
-    # Decoder upsampling: "transpose" or "bilinear"; norm: "BN", "GN", "" ...
-    _C.MODEL.PLAIN_UNET.UPSAMPLE = "transpose"
-    _C.MODEL.PLAIN_UNET.NORM = "BN"
-    # Tiles (hcmeasure.inference.tiling, hcmeasure.data.cells).
-    _C.HCMEASURE.TILE = CN()
-    # Training samples: SIZE x SIZE tiles on a grid with OVERLAP pixels shared by
-    # neighbours (0 = whole images).
-    _C.HCMEASURE.TILE.SIZE = 200
-    _C.HCMEASURE.TILE.OVERLAP = 100
-    # Inference of PlainUNet: tile images larger than TEST_SIZE (0 = whole image at once)
-    # with TEST_OVERLAP, merged by "max" (over overlaps) or "blend" (smooth weights),
-    # TEST_BATCH tiles per forward pass.
-    _C.HCMEASURE.TILE.TEST_SIZE = 0
-    _C.HCMEASURE.TILE.TEST_OVERLAP = 100
-    _C.HCMEASURE.TILE.MERGE = "max"
-    _C.HCMEASURE.TILE.TEST_BATCH = 1
-    # Targets from RGBA outline drawings (hcmeasure.data.cells).
-    _C.HCMEASURE.CELLS = CN()
-    # Outline pixels: "alpha" (alpha > THRESHOLD) or "red" (red > THRESHOLD and red
-    # dominating green and blue).
-    _C.HCMEASURE.CELLS.CHANNEL = "alpha"
-    _C.HCMEASURE.CELLS.THRESHOLD = 127
-    # Widening of the outline: "none", "dilate" (disk of WIDEN_RADIUS pixels) or "blur"
-    # (Gaussian of sigma WIDEN_RADIUS, kept where above half the peak of a 1-px line).
-    _C.HCMEASURE.CELLS.WIDEN = "none"
-    _C.HCMEASURE.CELLS.WIDEN_RADIUS = 1.0
-    # Target: "outline" (class 1 = outline), "filled" (class 1 = cell interiors and
-    # outlines) or "outline_filled" (1 = outline, 2 = interior).
-    _C.HCMEASURE.CELLS.TARGET = "outline"
-    # The study's weighted recall: (W * outline recall + background recall) / (W + 1).
-    _C.HCMEASURE.CELLS.RECALL_WEIGHT = 10.0
-    # ---- end of cell outlines ------------------------------------------------------------
 
     return cfg

@@ -119,7 +119,7 @@ class HeadPredictor:
         from detectron2.modeling import META_ARCH_REGISTRY
 
         from .modeling.head_refiner import HeadContourRefiner
-        from .modeling.meta_arch.semantic import SemanticSegmentor
+        from .semseg.segmentor import SemanticSegmentor
 
         ref_config, member_weights = Path(paths[0]), [Path(w) for w in paths[1]]
         rcfg = load_config(ref_config, device=self.cfg.MODEL.DEVICE)

@@ -5,38 +5,39 @@ per-module learning-rate multipliers.
 ``HCMEASURE.SOLVER.LR_MULTIPLIERS``: list of ``[module_name_prefix, factor]``; a
 parameter whose name starts with a prefix gets ``SOLVER.BASE_LR * factor`` (first
 match wins), e.g. ``[["net.encoder", 0.1]]`` trains a pretrained encoder 10x slower.
-Weight decay is ``SOLVER.WEIGHT_DECAY``, without decay on normalisation layers when
-``SOLVER.WEIGHT_DECAY_NORM`` is 0, as in Detectron2.
+Weight decay is ``SOLVER.WEIGHT_DECAY``, ``SOLVER.WEIGHT_DECAY_NORM`` on normalisation
+layers (0 by default), as in Detectron2. The parameter groups are Detectron2's
+(``detectron2.solver.get_default_optimizer_params``): one per (lr, weight decay) pair.
 """
 from __future__ import annotations
 
 import torch
 from torch import nn
 
+from detectron2.solver import get_default_optimizer_params
 from detectron2.solver.build import maybe_add_gradient_clipping
 
 __all__ = ["build_optimizer", "param_groups"]
 
-_NORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.SyncBatchNorm, nn.GroupNorm, nn.LayerNorm,
-               nn.InstanceNorm2d)
+
+def _lr_factor(multipliers):
+    """``name -> factor`` of the first prefix of ``multipliers`` that ``name`` starts with."""
+    rules = [(str(prefix), float(factor)) for prefix, factor in multipliers]
+
+    def factor(name: str) -> float:
+        name = name.lstrip(".")  # Detectron2 names a root module's own parameters ".name"
+        return next((f for prefix, f in rules if name.startswith(prefix)), 1.0)
+
+    return factor
 
 
 def param_groups(model: nn.Module, base_lr: float, weight_decay: float, weight_decay_norm: float,
                  multipliers) -> list[dict]:
-    """One group per (lr, weight decay) pair, by name prefix and layer type."""
-    norm_params = {id(p) for m in model.modules() if isinstance(m, _NORM_TYPES) for p in m.parameters()}
-    groups: dict[tuple[float, float], list] = {}
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        factor = 1.0
-        for prefix, f in multipliers:
-            if name.startswith(prefix):
-                factor = float(f)
-                break
-        wd = weight_decay_norm if id(p) in norm_params else weight_decay
-        groups.setdefault((base_lr * factor, wd), []).append(p)
-    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
+    """One group per (lr, weight decay) pair, by name prefix and layer type (trainable
+    parameters only)."""
+    return get_default_optimizer_params(model, base_lr=base_lr, weight_decay=weight_decay,
+                                        weight_decay_norm=weight_decay_norm,
+                                        lr_factor_func=_lr_factor(multipliers))
 
 
 def build_optimizer(cfg, model: nn.Module) -> torch.optim.Optimizer:

@@ -44,7 +44,7 @@ from detectron2.utils.logger import setup_logger
 import hcmeasure  # noqa: F401  (registers datasets, backbones, meta-architectures)
 from hcmeasure.config import add_hcmeasure_config
 from hcmeasure.data.head_crops import HeadCropDatasetMapper
-from hcmeasure.data.semantic import SemanticDatasetMapper
+from hcmeasure.semseg.data import SemanticDatasetMapper
 from hcmeasure.data.transforms import build_hc18_train_augmentations
 from hcmeasure.engine import create_ddp_model
 from hcmeasure.evaluation.registry import build_evaluators

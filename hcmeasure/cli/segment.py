@@ -17,7 +17,7 @@ resolution (the config's test resize is skipped), ``--batch-size`` tiles at a ti
 stitches the class scores (``--tile-merge``: per-class maximum over overlapping tiles, or
 a smooth weighted blend) before the arg-max: any semantic model can then segment images
 larger than those it was trained on without holding all tiles' activations at once
-(:mod:`hcmeasure.inference.tiling`).
+(:mod:`hcmeasure.semseg.tiling`).
 
 Class names and colours come from the metadata of the config's first test (else train)
 dataset when its ``stuff_classes`` fit ``MODEL.SEM_SEG_HEAD.NUM_CLASSES``.
@@ -28,7 +28,7 @@ one row ``<image id>_<c - 1>`` — ``_0`` neoplastic (red), ``_1`` non-neoplasti
 the image id is the file name up to its first dot — whose ``Expected`` is the run-length
 encoding of that class's mask at the image's original size: pixels numbered from 1 in
 row-major order (row by row, left to right), ``"start length"`` pairs separated by
-spaces, empty for an absent class (:func:`hcmeasure.data.polyp.submission_rows`).
+spaces, empty for an absent class (:func:`hcmeasure.studies.polyp.submission.submission_rows`).
 
 A problem with one image (unreadable file, failed inference) goes into its status and
 the run continues; in the RLE CSV such an image gets empty rows (and a warning). Files
@@ -91,7 +91,7 @@ class SemanticPredictor:
         from detectron2.data import MetadataCatalog
         from detectron2.data import transforms as T
 
-        from ..data.semantic import build_semantic_augmentations
+        from ..semseg.data import build_semantic_augmentations
         from ..modeling.loading import load_model
 
         opts = list(opts or [])
@@ -104,7 +104,7 @@ class SemanticPredictor:
         self.augmentations = T.AugmentationList([] if tile else build_semantic_augmentations(cfg, is_train=False))
         self.runner = model
         if tile:
-            from ..inference.tiling import TiledSemanticModel
+            from ..semseg.tiling import TiledSemanticModel
 
             self.runner = TiledSemanticModel(model, tile, overlap, tile_merge, tile_batch)
         self.input_format = cfg.INPUT.FORMAT
@@ -211,7 +211,7 @@ def _output_names(images: list[Path]) -> dict[Path, str]:
 
 
 def run(args) -> int:
-    from ..data.polyp import SUBMISSION_COLUMNS, submission_image_id, submission_rows
+    from ..studies.polyp.submission import SUBMISSION_COLUMNS, submission_image_id, submission_rows
     from ..predictor import ModelLoadError, torch_threads_from_env
     from .predict import resolve_model
 

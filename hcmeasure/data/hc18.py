@@ -49,10 +49,11 @@ keyed by the root's path, the CSV's size and modification time, the
 Changing a file in place without touching the CSV or adding/removing files is
 not detected: delete the cache folder then.
 
-Each dataset's metadata has ``json_file = "hcmeasure-hc18://<name>"``, which
-Detectron2's ``PathManager`` resolves (through a handler registered here) to a
-COCO JSON written on first use into the same cache, so ``COCOEvaluator`` works
-on these datasets without converting them itself.
+The dataset dicts are in Detectron2's standard format (polygons, ``XYWH_ABS`` boxes,
+``thing_dataset_id_to_contiguous_id`` in the metadata), so ``COCOEvaluator`` converts a
+dataset to COCO itself (``convert_to_coco_json``, into its output folder); the metadata
+names no ``json_file``. :func:`write_coco_json` (``hcmeasure convert-hc18``) writes a
+COCO JSON with HC18's own fields (pixel size, reference HC, ellipse).
 """
 from __future__ import annotations
 
@@ -102,7 +103,6 @@ __all__ = [
     "write_coco_json",
     "to_dataset_dicts",
     "load_hc18_dicts",
-    "coco_json_path",
     "register_hc18",
 ]
 
@@ -132,7 +132,6 @@ DATASET_NAMES = {"hc18_train": "train", "hc18_val": "val", "hc18_test": "test", 
 DATASET_NAMES.update(
     {f"hc18_cv{CV_FOLDS}_f{k}_{part}": f"cv{CV_FOLDS}_f{k}_{part}" for k in range(CV_FOLDS) for part in ("train", "val")}
 )
-JSON_PREFIX = "hcmeasure-hc18://"
 
 _NAME_RE = re.compile(r"^(\d+)_(\d*)HC\.png$", re.IGNORECASE)
 _CV_SPLIT_RE = re.compile(r"^cv(\d+)_f(\d+)_(train|val)$")
@@ -725,65 +724,7 @@ def load_hc18_dicts(root=None, split: str = "train", *, cache: bool = True, cach
     return to_dataset_dicts(_select(read_training_set(root, cache=cache, cache_dir=cache_dir), split))
 
 
-def coco_json_path(root=None, split: str = "val", *, cache_dir=None) -> Path:
-    """A COCO JSON of ``split`` (``train``/``val``/``all``/``test``) in the cache,
-    written when missing (its folder is keyed like the fitted-ellipse cache)."""
-    root = resolve_root(root)
-    if split == "test":
-        folder, csv_path = _check_layout(root, TEST_DIR, TEST_CSV)
-    else:
-        folder, csv_path = _check_layout(root, TRAIN_DIR, TRAIN_CSV)
-    _, key = _source_key(csv_path, folder)
-    path = _cache_folder(cache_dir, key) / f"coco_{split}.json"
-    if not path.is_file():
-        if split == "test":
-            records = read_test_set(root)
-        else:
-            records = _select(read_training_set(root, cache_dir=cache_dir), split)
-        try:
-            write_coco_json(records, path, description=f"HC18 {split} split, converted by hcmeasure")
-        except OSError as exc:
-            raise HC18Error(
-                f"{path}: cannot write the COCO JSON ({exc}); set {ENV_CACHE} to a writable folder."
-            ) from exc
-    return path
-
-
 # ------------------------------------------------------------------ registration
-
-#: dataset name -> root it was registered with (None: resolved when loaded)
-_REGISTERED_ROOTS: dict[str, object] = {}
-
-
-def _register_json_handler() -> None:
-    from detectron2.utils.file_io import PathHandler, PathManager
-
-    class _HC18JsonHandler(PathHandler):
-        """Resolves ``hcmeasure-hc18://<dataset name>`` to that dataset's COCO JSON."""
-
-        def _get_supported_prefixes(self):
-            return [JSON_PREFIX]
-
-        def _get_local_path(self, path, force=False, **kwargs):
-            name = path[len(JSON_PREFIX):]
-            if name not in DATASET_NAMES:
-                raise HC18Error(f"{path}: unknown HC18 dataset; expected one of {', '.join(DATASET_NAMES)}")
-            return str(coco_json_path(_REGISTERED_ROOTS.get(name), DATASET_NAMES[name]))
-
-        def _open(self, path, mode="r", buffering=-1, **kwargs):
-            return open(self._get_local_path(path), mode, buffering=buffering)
-
-        def _exists(self, path, **kwargs):
-            try:
-                return Path(self._get_local_path(path)).is_file()
-            except HC18Error:
-                return False
-
-        def _isfile(self, path, **kwargs):
-            return self._exists(path)
-
-    if JSON_PREFIX not in PathManager._path_handlers:
-        PathManager.register_handler(_HC18JsonHandler())
 
 
 def register_hc18(root=None) -> None:
@@ -794,19 +735,16 @@ def register_hc18(root=None) -> None:
     """
     from detectron2.data import DatasetCatalog, MetadataCatalog
 
-    _register_json_handler()
     for name, split in DATASET_NAMES.items():
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
         if name in MetadataCatalog.list():
             MetadataCatalog.remove(name)
-        _REGISTERED_ROOTS[name] = root
         DatasetCatalog.register(name, lambda split=split, root=root: load_hc18_dicts(root, split))
         MetadataCatalog.get(name).set(
             thing_classes=[CATEGORY_NAME],
             thing_dataset_id_to_contiguous_id={COCO_CATEGORY_ID: 0},
             evaluator_type="hc18",
-            json_file=f"{JSON_PREFIX}{name}",
             split=split,
         )
 

@@ -1,4 +1,4 @@
-"""Evaluation: HC18 metrics and Detectron2 evaluators."""
+"""Evaluation: HC18 metrics, HC18Evaluator and the registry of evaluators by dataset kind."""
 from .hc18 import (  # noqa: F401
     HC18Evaluator,
     dice,
@@ -7,5 +7,3 @@ from .hc18 import (  # noqa: F401
     hc_differences,
 )
 from .registry import EVALUATOR_REGISTRY, build_evaluators, register_evaluator_builder  # noqa: F401
-from .medseg import MedSegEvaluator  # noqa: F401  (registers evaluator_type "medseg")
-from .cells import CellsEvaluator  # noqa: F401  (registers evaluator_type "cells")

@@ -3,10 +3,13 @@
 ``tools/train_net.py`` calls :func:`build_evaluators`; a module adding a kind of
 dataset registers a builder ``fn(cfg, dataset_name, output_folder) -> list`` in
 :data:`EVALUATOR_REGISTRY` (Detectron2's ``Registry``) with
-:func:`register_evaluator_builder` instead of editing the trainer (the cells and polyp
-evaluators register theirs in their own modules).
+:func:`register_evaluator_builder` instead of editing the trainer: "hc18" here,
+"sem_seg" in :mod:`hcmeasure.semseg.evaluation`, each study's in its own ``evaluation``
+module (``hcmeasure.studies.<study>.evaluation``).
 """
 from __future__ import annotations
+
+import os
 
 from detectron2.data import MetadataCatalog
 from detectron2.evaluation import COCOEvaluator, DatasetEvaluators
@@ -51,15 +54,9 @@ def _hc18(cfg, dataset_name, output_folder):
                       perimeter_formula=pp.PERIMETER_FORMULA, output_dir=output_folder)
     ]
     if cfg.HCMEASURE.EVAL.COCO:
-        evaluators.append(COCOEvaluator(dataset_name, output_dir=output_folder))
+        # COCOEvaluator converts the dataset to COCO itself, into its output folder, once per
+        # process (never a JSON an earlier run left there, which may be of other data).
+        coco_dir = output_folder or os.path.join(cfg.OUTPUT_DIR, "inference", dataset_name)
+        evaluators.append(COCOEvaluator(dataset_name, output_dir=coco_dir, allow_cached_coco=False))
     return evaluators
 
-
-@register_evaluator_builder("sem_seg")
-def _sem_seg(cfg, dataset_name, output_folder):
-    from ..data.semantic import decode_label
-    from .compat import SemSegEvaluator
-
-    decoder = MetadataCatalog.get(dataset_name).get("label_decoder", "index_png")
-    return [SemSegEvaluator(dataset_name, output_dir=output_folder,
-                            sem_seg_loading_fn=lambda path, dtype=int: decode_label(path, decoder).astype(dtype))]

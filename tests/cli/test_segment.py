@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 from hcmeasure.cli.main import main
-from hcmeasure.data.polyp import rle_decode, rle_encode, submission_image_id, submission_rows
+from hcmeasure.studies.polyp.submission import rle_decode, rle_encode, submission_image_id, submission_rows
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -53,7 +53,7 @@ def gloff_model(tmp_path_factory):
 
 
 def _images(folder: Path, sizes):
-    from hcmeasure.data.polyp import synthetic_polyp
+    from hcmeasure.studies.polyp.data import synthetic_polyp
 
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)

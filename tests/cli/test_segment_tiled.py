@@ -23,8 +23,8 @@ def one_thread():
 def test_segment_tiled_matches_tiler(tmp_path):
     from detectron2.modeling import build_model
 
-    from hcmeasure.data.cells import synthetic_cells
-    from hcmeasure.inference.tiling import tiled_apply
+    from hcmeasure.studies.cells.data import synthetic_cells
+    from hcmeasure.semseg.tiling import tiled_apply
     from hcmeasure.predictor import load_config
 
     cfg = load_config(REPO / "tests/configs/Cells/unet_tiled_tiny_test.yaml", [], device="cpu")

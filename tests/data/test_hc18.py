@@ -103,6 +103,15 @@ def real_data_env(hc18_root, cache_dir, training, monkeypatch):
     monkeypatch.setenv(hc18.ENV_CACHE, str(cache_dir))
 
 
+@pytest.fixture
+def fresh_hc18_metadata():
+    """The datasets as registered on import: COCOEvaluator records the COCO JSON it wrote in
+    a dataset's metadata (``json_file``), registering again forgets it."""
+    hc18.register_hc18()
+    yield
+    hc18.register_hc18()
+
+
 # ------------------------------------------------------------- names and split
 
 
@@ -269,7 +278,8 @@ def test_datasets_are_registered_on_import_with_metadata():
         meta = MetadataCatalog.get(name)
         assert meta.thing_classes == ["fetal_head"]
         assert meta.evaluator_type == "hc18"
-        assert meta.json_file == f"hcmeasure-hc18://{name}"
+        # no json_file: Detectron2's COCOEvaluator converts the standard-format dicts itself
+        assert "json_file" not in meta.as_dict() and meta.thing_dataset_id_to_contiguous_id == {1: 0}
 
 
 def test_train_and_val_load_in_detectron2_format(real_data_env, training):
@@ -315,17 +325,20 @@ def test_hc18_test_has_47_images_with_pixel_sizes_and_no_annotations(real_data_e
     assert sum((d["width"], d["height"]) != (800, 540) for d in test) == 8
 
 
-def test_coco_evaluator_scores_the_reference_ellipses_as_perfect(real_data_env, tmp_path):
+def test_coco_evaluator_scores_the_reference_ellipses_as_perfect(real_data_env, tmp_path, fresh_hc18_metadata):
     from detectron2.evaluation import COCOEvaluator
     from detectron2.structures import BitMasks, Instances
 
-    evaluator = COCOEvaluator("hc18_val", output_dir=None)
+    from detectron2.data import DatasetCatalog
+
+    evaluator = COCOEvaluator("hc18_val", output_dir=str(tmp_path))
     val_ids = set(evaluator._coco_api.getImgIds())
     assert len(val_ids) == len(evaluator._coco_api.getAnnIds()) > 100
+    ellipses = {d["image_id"]: d["ellipse"] for d in DatasetCatalog.get("hc18_val")}
     evaluator.reset()
     for image_id in sorted(val_ids):
         info = evaluator._coco_api.imgs[image_id]
-        ellipse = Ellipse(**info["ellipse"])
+        ellipse = Ellipse(**ellipses[image_id])
         masks = BitMasks(torch.from_numpy(ellipse_mask(ellipse, (info["height"], info["width"])))[None])
         instances = Instances((info["height"], info["width"]))
         instances.pred_masks = masks.tensor
@@ -397,8 +410,27 @@ def test_empty_annotation_is_named(hc18_root, tmp_path):
         hc18.read_training_set(root, cache=False)
 
 
-def test_coco_json_written_for_the_evaluator_is_cached(real_data_env, cache_dir):
-    path = hc18.coco_json_path(split="val")
-    assert path.parent.parent == cache_dir / "hc18"
+def test_the_hc18_evaluators_convert_the_dataset_to_coco_as_convert_hc18_does(real_data_env, training, tmp_path,
+                                                                              fresh_hc18_metadata):
+    from detectron2.config import get_cfg
+    from detectron2.data import MetadataCatalog
+
+    from hcmeasure.config import add_hcmeasure_config
+    from hcmeasure.evaluation.registry import build_evaluators
+
+    evaluators = build_evaluators(add_hcmeasure_config(get_cfg()), "hc18_val", str(tmp_path))
+    assert [type(e).__name__ for e in evaluators._evaluators] == ["HC18Evaluator", "COCOEvaluator"]
+    path = tmp_path / "hc18_val_coco_format.json"
+    assert MetadataCatalog.get("hc18_val").json_file == str(path)
     data = json.loads(path.read_text())
     assert {image["id"] for image in data["images"]} == {a["image_id"] for a in data["annotations"]}
+    # the same images and annotations as hcmeasure's own COCO JSON (convert-hc18)
+    ours = hc18.to_coco_dict([r for r in training if r.split == "val"])
+    by_image = {a["image_id"]: a for a in ours["annotations"]}
+    assert [(i["id"], i["width"], i["height"]) for i in data["images"]] == [
+        (i["id"], i["width"], i["height"]) for i in ours["images"]]
+    assert data["categories"] == [{"id": 1, "name": "fetal_head"}]
+    for a in data["annotations"]:
+        mine = by_image[a["image_id"]]
+        assert (a["category_id"], a["iscrowd"], a["segmentation"]) == (1, 0, mine["segmentation"])
+        assert a["bbox"] == pytest.approx(mine["bbox"], abs=1e-9) and a["area"] == pytest.approx(mine["area"], abs=1e-2)

@@ -59,7 +59,7 @@ def test_export_onnx_cli(tmp_path, capsys):
     from PIL import Image
 
     from hcmeasure.cli.main import main
-    from hcmeasure.data.cells import synthetic_cells
+    from hcmeasure.studies.cells.data import synthetic_cells
 
     cfg, model = _model("tests/configs/Cells/unet_tiled_tiny_test.yaml")
     torch.save({"model": model.state_dict(), "iteration": 0}, tmp_path / "model_final.pth")

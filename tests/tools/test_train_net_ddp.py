@@ -102,7 +102,7 @@ def test_the_checkpoint_written_by_rank_0_loads_in_predict(hc18_ddp, tmp_path):
 
 @pytest.mark.slow
 def test_two_cpu_processes_train_a_semantic_model_the_same_way(tmp_path, new_dist_url):
-    from hcmeasure.data.polyp import ENV_KVASIR, write_synthetic_polyp_dataset
+    from hcmeasure.studies.polyp.data import ENV_KVASIR, write_synthetic_polyp_dataset
 
     root = write_synthetic_polyp_dataset(tmp_path / "kvasir", "kvasir", n=N_TRAIN, size=(72, 96))
     ranks = _probe(TINY_UNET, tmp_path, new_dist_url(), _env(**{ENV_KVASIR: str(root)}),

@@ -29,7 +29,7 @@ def _train(config: str, env_extra: dict, out: Path, opts=()):
 
 @pytest.mark.slow
 def test_neopolyp_resnet34_unet_on_synthetic_data(tmp_path):
-    from hcmeasure.data.polyp import ENV_NEOPOLYP, write_synthetic_polyp_dataset
+    from hcmeasure.studies.polyp.data import ENV_NEOPOLYP, write_synthetic_polyp_dataset
 
     root = write_synthetic_polyp_dataset(tmp_path / "neo", "neopolyp", n=6, size=(72, 96))
     out = tmp_path / "out"
@@ -50,7 +50,7 @@ def test_neopolyp_resnet34_unet_on_synthetic_data(tmp_path):
 @pytest.fixture(scope="module")
 def tiny_real_kvasir(kvasir_root, tmp_path_factory):
     """Four training and two validation images of the real subset, in Kvasir's layout."""
-    from hcmeasure.data.polyp import split_of
+    from hcmeasure.studies.polyp.data import split_of
 
     root = tmp_path_factory.mktemp("kvasir")
     (root / "images").mkdir()
@@ -69,7 +69,7 @@ def tiny_real_kvasir(kvasir_root, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.shared
 def test_gloffnet_on_real_kvasir_then_segment(tiny_real_kvasir, tmp_path):
-    from hcmeasure.data.polyp import ENV_KVASIR
+    from hcmeasure.studies.polyp.data import ENV_KVASIR
 
     root, picked = tiny_real_kvasir
     out = tmp_path / "out"

@@ -25,7 +25,7 @@ def _train_net_module():
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    from hcmeasure.data.voc import ENV_ROOT, write_synthetic_voc
+    from hcmeasure.studies.voc.data import ENV_ROOT, write_synthetic_voc
 
     root = write_synthetic_voc(tmp_path_factory.mktemp("voc") / "VOC2012", train=4, val=2, size=(60, 80))
     out = tmp_path_factory.mktemp("train_out")

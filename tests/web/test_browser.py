@@ -59,7 +59,7 @@ def _trained_like_model():
     """Tiny cell U-Net, a few steps on one synthetic image so the mask is not trivial."""
     from detectron2.modeling import build_model
 
-    from hcmeasure.data.cells import outline_target, synthetic_cells
+    from hcmeasure.studies.cells.data import outline_target, synthetic_cells
     from hcmeasure.predictor import load_config
 
     cfg = load_config(REPO / "tests/configs/Cells/unet_tiled_tiny_test.yaml",

@@ -1,1 +1,0 @@
-"""Inference helpers shared by every model (tiled prediction of large images)."""

@@ -45,13 +45,26 @@ COLUMNS = [
 ]
 
 
-def _fold_models(output_root: Path, fold: int):
+def _fold_models(output_root: Path, fold: int, refiner_root: Path | None = None):
+    """(detector config, detector weights, (refiner config, [refiner weights])) of one fold;
+    the refiner from ``refiner_root`` when given (a variant trained apart)."""
     det = output_root / f"f{fold}" / "detector"
-    ref = output_root / f"f{fold}" / "head_refiner"
+    ref = (refiner_root or output_root) / f"f{fold}" / "head_refiner"
     for p in (det / "model_final.pth", ref / "model_final.pth"):
         if not p.is_file():
             raise SystemExit(f"{p}: not trained yet; run tools/train_cv.py --folds {fold}")
     return (det / "config.yaml", det / "model_final.pth", (ref / "config.yaml", [ref / "model_final.pth"]))
+
+
+def reference_box(ellipse, shape, jitter: float, rng) -> tuple[float, float, float, float]:
+    """The box of the reference ellipse, each edge moved by up to ``jitter`` of the box's
+    width/height (uniform), kept inside the image: a stand-in detector of known error."""
+    from hcmeasure.data.head_crops import ellipse_box
+
+    box = np.asarray(ellipse_box(ellipse), float)
+    w, h = box[2] - box[0], box[3] - box[1]
+    box = box + rng.uniform(-jitter, jitter, 4) * np.array([w, h, w, h])
+    return (max(0.0, box[0]), max(0.0, box[1]), min(float(shape[1]), box[2]), min(float(shape[0]), box[3]))
 
 
 def predict(args) -> int:
@@ -59,7 +72,8 @@ def predict(args) -> int:
     from hcmeasure.evaluation.hc18 import image_metrics
     from hcmeasure.io.images import read_scan
     from hcmeasure.measurement.ellipse import Ellipse, ramanujan_perimeter
-    from hcmeasure.measurement.trust import FEATURE_NAMES, trust_features
+    from hcmeasure.measurement.head import HeadMeasurement
+    from hcmeasure.measurement.trust import trust_features
     from hcmeasure.predictor import HeadPredictor, torch_threads_from_env
 
     torch_threads_from_env()
@@ -70,18 +84,29 @@ def predict(args) -> int:
                                       opts=args.opts)
             models = str(args.model_dir.relative_to(REPO) if args.model_dir.is_relative_to(REPO) else args.model_dir)
         else:
-            det_cfg, det_w, refiner = _fold_models(args.output_root, fold)
+            det_cfg, det_w, refiner = _fold_models(args.output_root, fold, args.refiner_root)
             predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=args.opts)
             models = f"cv5 fold {fold} detector + head refiner"
+            if args.refiner_root:
+                models += f" of {args.refiner_root.name}"
+        if args.box == "reference":
+            if predictor.refiner is None:
+                raise SystemExit("--box reference needs a model with a head refiner")
+            models += f" on the reference box (edges moved up to {args.box_jitter:g})"
+        rng = np.random.default_rng(0)
         dicts = load_hc18_dicts(split=f"cv5_f{fold}_val")
         if args.limit:
             dicts = dicts[: args.limit]
         rows, start = [], time.perf_counter()
         for d in dicts:
             gray = read_scan(d["file_name"])
-            head = predictor([gray])[0]
             name = Path(d["file_name"]).name
             truth = Ellipse(**d["ellipse"])
+            if args.box == "reference":
+                box = reference_box(truth, gray.shape, args.box_jitter, rng)
+                head = predictor.refiner.refine([gray], [HeadMeasurement(None, 1.0, None, "ok", box=box)])[0]
+            else:
+                head = predictor([gray])[0]
             row = {"filename": name, "fold": fold_of(name), "exam_id": d["exam_id"],
                    "pixel_size_mm": d["pixel_size_mm"], "truth_hc_mm": d["hc_mm"], "status": head.status,
                    "models": models}
@@ -284,6 +309,33 @@ def report(args) -> int:
     return 0
 
 
+def variants(args) -> int:
+    """The accuracy table of several out-of-fold CSVs side by side (one per variant tried)."""
+    result = {"command": " ".join(["benchmarks/hc18_cv.py"] + sys.argv[1:]), "variants": {}}
+    bands = ["all"] + [f"{lo}-{hi}" if hi < 1e8 else f">{lo}" for lo, hi in BANDS_MM]
+    print(f"{'variant':<44} {'n':>4} {'MAD':>5} {'median':>6} {'MSD':>6} {'DSC %':>6} {'HD':>5}  "
+          + " ".join(f"{b:>8}" for b in bands[1:]))
+    for spec in args.csv:
+        name, _, path = spec.rpartition("=")
+        path = Path(path).resolve()
+        rows = _load_oof(path)
+        table = accuracy_table(rows)
+        name = name or path.stem
+        result["variants"][name] = {"csv": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "folds": sorted({r["fold"] for r in rows}),
+                                    "accuracy": table}
+        a = table["all"]
+        print(f"{name:<44} {a['n']:>4} {a['mad_mm']:>5.2f} {a['median_abs_mm']:>6.2f} {a['msd_mm']:>+6.2f} "
+              f"{a['dice_pct']:>6.2f} {a['hd_mm']:>5.2f}  "
+              + " ".join(f"{table[b]['mad_mm']:>8.2f}" if table[b]["n"] else f"{'-':>8}" for b in bands[1:]))
+    print("(MAD by reference-HC band in the last columns, mm)")
+    if args.json:
+        from hcmeasure.io.tables import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(result, indent=1, default=float) + "\n").encode())
+        print(f"-> {args.json}")
+    return 0
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -295,6 +347,16 @@ def main(argv=None) -> int:
     pp.add_argument("--limit", type=int, default=0, help="only the first N images of each fold (0 = all)")
     pp.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                     help="config overrides for the detector config, e.g. HCMEASURE.HEAD_REFINER.ROUNDS 2")
+    pp.add_argument("--refiner-root", type=Path, default=None,
+                    help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of --output-root")
+    pp.add_argument("--box", choices=("detector", "reference"), default="detector",
+                    help="crop the refiner's input around the detector's box (default) or around the "
+                         "reference ellipse's box: the refiner alone, with a detector of known error")
+    pp.add_argument("--box-jitter", type=float, default=0.0,
+                    help="with --box reference: move each box edge by up to this share of the box's size")
+    pv = sub.add_parser("variants", help="accuracy of several out-of-fold CSVs side by side")
+    pv.add_argument("csv", nargs="+", help="NAME=PATH (or PATH) of an out-of-fold CSV, one per variant")
+    pv.add_argument("--json", type=Path, default=None, help="write the table here too")
     pc = sub.add_parser("collect", help="the per-fold CSVs into one")
     pc.add_argument("--out-dir", type=Path, default=REPO / "output/cv5/oof")
     pc.add_argument("--oof", type=Path, default=DEFAULT_OOF)
@@ -308,6 +370,8 @@ def main(argv=None) -> int:
         return predict(args)
     if args.cmd == "collect":
         return collect(args)
+    if args.cmd == "variants":
+        return variants(args)
     return report(args)
 
 

@@ -56,6 +56,13 @@ def _fold_models(output_root: Path, fold: int, refiner_root: Path | None = None)
     return (det / "config.yaml", det / "model_final.pth", (ref / "config.yaml", [ref / "model_final.pth"]))
 
 
+def _fold_refiner(root: Path, fold: int):
+    ref = root / f"f{fold}" / "head_refiner"
+    if not (ref / "model_final.pth").is_file():
+        raise SystemExit(f"{ref / 'model_final.pth'}: not trained yet")
+    return ref / "config.yaml", [ref / "model_final.pth"]
+
+
 def reference_box(ellipse, shape, jitter: float, rng) -> tuple[float, float, float, float]:
     """The box of the reference ellipse, each edge moved by up to ``jitter`` of the box's
     width/height (uniform), kept inside the image: a stand-in detector of known error."""
@@ -80,9 +87,12 @@ def predict(args) -> int:
     args.out_dir.mkdir(parents=True, exist_ok=True)
     for fold in args.folds:
         if args.model_dir:
+            refiner = _fold_refiner(args.refiner_root, fold) if args.refiner_root else None
             predictor = HeadPredictor(args.model_dir / "config.yaml", args.model_dir / "model_final.pth", device="cpu",
-                                      opts=args.opts)
+                                      opts=args.opts, refiner=refiner)
             models = str(args.model_dir.relative_to(REPO) if args.model_dir.is_relative_to(REPO) else args.model_dir)
+            if refiner:
+                models += f" detector + cv5 fold {fold} head refiner of {args.refiner_root.name}"
         else:
             det_cfg, det_w, refiner = _fold_models(args.output_root, fold, args.refiner_root)
             predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=args.opts)
@@ -348,7 +358,9 @@ def main(argv=None) -> int:
     pp.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                     help="config overrides for the detector config, e.g. HCMEASURE.HEAD_REFINER.ROUNDS 2")
     pp.add_argument("--refiner-root", type=Path, default=None,
-                    help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of --output-root")
+                    help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of "
+                         "--output-root, or of --model-dir (out-of-fold only where that detector never "
+                         "trained on the fold: the default's is fold 4)")
     pp.add_argument("--box", choices=("detector", "reference"), default="detector",
                     help="crop the refiner's input around the detector's box (default) or around the "
                          "reference ellipse's box: the refiner alone, with a detector of known error")

@@ -164,7 +164,7 @@ def test_channels_last_training_is_the_same_computation(load_tool):
         model.train()
         loss = sum(model(batch).values())
         loss.backward()
-        steps[channels_last] = (float(loss), [p.grad.clone() for p in model.parameters() if p.grad is not None])
+        steps[channels_last] = (float(loss.detach()), [p.grad.clone() for p in model.parameters() if p.grad is not None])
     (loss_a, grads_a), (loss_b, grads_b) = steps[False], steps[True]
     assert loss_a == pytest.approx(loss_b, rel=1e-5)
     assert len(grads_a) == len(grads_b) > 50

@@ -49,17 +49,15 @@ def _fold_models(output_root: Path, fold: int, refiner_root: Path | None = None)
     """(detector config, detector weights, (refiner config, [refiner weights])) of one fold;
     the refiner from ``refiner_root`` when given (a variant trained apart)."""
     det = output_root / f"f{fold}" / "detector"
-    ref = (refiner_root or output_root) / f"f{fold}" / "head_refiner"
-    for p in (det / "model_final.pth", ref / "model_final.pth"):
-        if not p.is_file():
-            raise SystemExit(f"{p}: not trained yet; run tools/train_cv.py --folds {fold}")
-    return (det / "config.yaml", det / "model_final.pth", (ref / "config.yaml", [ref / "model_final.pth"]))
+    if not (det / "model_final.pth").is_file():
+        raise SystemExit(f"{det / 'model_final.pth'}: not trained yet; run tools/train_cv.py --folds {fold}")
+    return det / "config.yaml", det / "model_final.pth", _fold_refiner(refiner_root or output_root, fold)
 
 
 def _fold_refiner(root: Path, fold: int):
     ref = root / f"f{fold}" / "head_refiner"
     if not (ref / "model_final.pth").is_file():
-        raise SystemExit(f"{ref / 'model_final.pth'}: not trained yet")
+        raise SystemExit(f"{ref / 'model_final.pth'}: not trained yet; run tools/train_cv.py --folds {fold}")
     return ref / "config.yaml", [ref / "model_final.pth"]
 
 

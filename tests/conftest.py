@@ -47,3 +47,14 @@ def neopolyp_root() -> Path:
 def cvc_colondb_root() -> Path:
     """Real CVC-ColonDB subset (CVC-ColonDB/<n>.tif(f), p<n>.tiff, cp<n>.tiff)."""
     return _need(SHARED / "data" / "cvc-colondb", "CVC-ColonDB data")
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Torch runs on one thread during the test (small models: threads only add overhead)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -11,12 +11,7 @@ from hcmeasure.semseg.parts import PlainUNetEncoder
 from hcmeasure.semseg.unet import UNet
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _build(config, opts=()):

@@ -12,12 +12,7 @@ from hcmeasure.studies.cells.evaluation import outline_counts, outline_metrics
 CONFIG = "tests/configs/Cells/unet_tiled_tiny_test.yaml"
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def build(opts=()):

@@ -45,6 +45,27 @@ COLUMNS = [
 ]
 
 
+#: The detector recipe whose test-time settings every fold is measured with.
+DETECTOR_RECIPE = REPO / "configs/HC18/cv5/mask_rcnn_effnet_lite0_FPN.yaml"
+#: Test-time keys taken from :data:`DETECTOR_RECIPE` as it is now, so that a fold trained
+#: before a test setting changed is measured as the published ensemble measures.
+TEST_KEYS = ("INPUT.MIN_SIZE_TEST", "INPUT.MAX_SIZE_TEST", "HCMEASURE.INFERENCE.CPU_BF16")
+
+
+def recipe_test_opts(recipe: Path = DETECTOR_RECIPE) -> list:
+    """``[KEY, VALUE, ...]`` of :data:`TEST_KEYS` in ``recipe``."""
+    from hcmeasure.modeling.loading import load_config
+
+    cfg = load_config(recipe)
+    opts = []
+    for key in TEST_KEYS:
+        node = cfg
+        for part in key.split("."):
+            node = node[part]
+        opts += [key, node]
+    return opts
+
+
 def _fold_models(output_root: Path, fold: int, refiner_root: Path | None = None):
     """(detector config, detector weights, (refiner config, [refiner weights])) of one fold;
     the refiner from ``refiner_root`` when given (a variant trained apart)."""
@@ -93,7 +114,8 @@ def predict(args) -> int:
                 models += f" detector + cv5 fold {fold} head refiner of {args.refiner_root.name}"
         else:
             det_cfg, det_w, refiner = _fold_models(args.output_root, fold, args.refiner_root)
-            predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=args.opts)
+            opts = ([] if args.run_test_settings else recipe_test_opts()) + list(args.opts)
+            predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=opts)
             models = f"cv5 fold {fold} detector + head refiner"
             if args.refiner_root:
                 models += f" of {args.refiner_root.name}"
@@ -355,6 +377,9 @@ def main(argv=None) -> int:
     pp.add_argument("--limit", type=int, default=0, help="only the first N images of each fold (0 = all)")
     pp.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
                     help="config overrides for the detector config, e.g. HCMEASURE.HEAD_REFINER.ROUNDS 2")
+    pp.add_argument("--run-test-settings", action="store_true",
+                    help="measure with the test settings each fold's run was trained with, not those of "
+                         "configs/HC18/cv5/mask_rcnn_effnet_lite0_FPN.yaml now (TEST_KEYS)")
     pp.add_argument("--refiner-root", type=Path, default=None,
                     help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of "
                          "--output-root, or of --model-dir (out-of-fold only where that detector never "

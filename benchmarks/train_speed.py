@@ -15,6 +15,8 @@ measured on its own (``loader``), with the config's worker count. Variants:
   in channels-last layout);
 * ``batch<N>``: SOLVER.IMS_PER_BATCH = N (compare seconds per *image*);
 * ``compile``: ``torch.compile`` of the model (its compile time is reported apart);
+* ``bf16``: forward pass under CPU bfloat16 autocast (SOLVER.AMP.ENABLED on a CPU; weights,
+  gradients and the optimizer stay float32);
 * ``a+b``: both, e.g. ``channels_last+batch4``.
 
 Machines differ by more than 2x, so compare variants of one run only; the figures are
@@ -59,7 +61,8 @@ def _batches(cfg, n: int):
     return batches, (time.perf_counter() - start) / n
 
 
-def _time_steps(cfg, batches, warmup: int, iters: int, channels_last=False, compile_model=False) -> dict:
+def _time_steps(cfg, batches, warmup: int, iters: int, channels_last=False, compile_model=False,
+                bf16=False) -> dict:
     import torch
 
     from train_net import Trainer
@@ -76,7 +79,8 @@ def _time_steps(cfg, batches, warmup: int, iters: int, channels_last=False, comp
         step_model = torch.compile(model)
 
     def step(batch):
-        losses = step_model(batch)
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            losses = step_model(batch)
         loss = sum(losses.values())
         optimizer.zero_grad()
         loss.backward()
@@ -115,7 +119,7 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--config-file", type=Path, required=True)
     p.add_argument("--variants", nargs="+", default=["baseline", "channels_last"],
-                   help="baseline, channels_last, batch<N>, compile (default: baseline channels_last)")
+                   help="baseline, channels_last, batch<N>, compile, bf16 (default: baseline channels_last)")
     p.add_argument("--warmup", type=int, default=2, help="untimed steps per variant (default 2)")
     p.add_argument("--iters", type=int, default=6, help="timed steps per variant (default 6)")
     p.add_argument("--json", type=Path, default=None, help="write the figures here too")
@@ -154,6 +158,8 @@ def main(argv=None) -> int:
                 kwargs["channels_last"] = True
             elif part == "compile":
                 kwargs["compile_model"] = True
+            elif part == "bf16":
+                kwargs["bf16"] = True
             elif part != "baseline":
                 raise SystemExit(f"unknown variant {part!r}")
         r = _time_steps(cfg, these, args.warmup, args.iters, **kwargs)

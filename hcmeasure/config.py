@@ -133,6 +133,13 @@ def add_hc_config(cfg):
     # The calibration JSON ("" = none).
     _C.HCMEASURE.TRUST.CALIBRATION = ""
 
+    # Inference on a CPU (hcmeasure.predictor).
+    _C.HCMEASURE.INFERENCE = CN()
+    # Models whose heavy part runs in bfloat16 where the CPU computes it natively
+    # (AVX512-BF16/AMX; hcmeasure.modeling.precision), of "detector" (its backbone and FPN)
+    # and "refiner" (its network); float32 elsewhere and on GPUs.
+    _C.HCMEASURE.INFERENCE.CPU_BF16 = []
+
     # HC18 evaluation inside tools/train_net.py.
     _C.HCMEASURE.EVAL = CN()
     # Also run Detectron2's COCO evaluator (bbox/segm AP) next to HC18Evaluator.

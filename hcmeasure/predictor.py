@@ -16,6 +16,7 @@ import torch
 from .data.transforms import build_test_resize
 from .measurement.head import HeadMeasurement
 from .modeling.loading import ModelLoadError, load_config, load_model, load_weights_strict, prepare_for_inference
+from .modeling.precision import autocast_bf16_inference, bf16_models
 
 __all__ = [
     "ModelLoadError",
@@ -105,6 +106,9 @@ class HeadPredictor:
             detector_opts += ["HCMEASURE.POSTPROCESS.FIT_ELLIPSE", False]
         _, self.model = load_model(self.cfg, weights, opts=detector_opts, config_file=config_file)
         self.fused_batchnorms = prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
+        self.bf16 = bf16_models(self.cfg)
+        if "detector" in self.bf16:
+            autocast_bf16_inference(self.model)
         self.refiner = self._load_refiner(refiner_paths)
         self.trust = self._load_trust(Path(config_file))
         self.resize = build_test_resize(self.cfg)
@@ -135,6 +139,8 @@ class HeadPredictor:
         for ref_weights in member_weights:
             _, model = load_model(rcfg, ref_weights, config_file=ref_config)
             prepare_for_inference(model, rcfg.MODEL.DEVICE)
+            if "refiner" in self.bf16:  # the detector config's choice holds for its refiner
+                autocast_bf16_inference(model)
             members.append(model)
         c = rcfg.HCMEASURE.HEAD_CROP
         self.refiner_config, self.refiner_weights = ref_config, member_weights

@@ -104,3 +104,26 @@ def test_default_model_gives_a_90_percent_interval_that_holds_the_reference(pred
     assert low <= d["hc_mm"] <= high
     assert abs(hc - d["hc_mm"]) <= 5.0
     assert assessment.reasons == ()
+
+
+def test_bf16_inference_measures_within_a_fraction_of_a_millimetre_of_float32(predictor, hc18_root):
+    """HCMEASURE.INFERENCE.CPU_BF16 (detector and refiner) moves a measured HC by a few
+    tenths of a millimetre (fold 4 of the cross-validation: 0.2 mm on average,
+    docs/trust.md); on a CPU without native bfloat16 it is float32."""
+    from hcmeasure.data.hc18 import load_hc18_dicts
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.measurement import head_circumference_mm
+    from hcmeasure.modeling.precision import cpu_has_native_bf16
+    from hcmeasure.predictor import HeadPredictor
+
+    bf16 = HeadPredictor(predictor.config_file, predictor.weights, device="cpu",
+                         opts=["HCMEASURE.INFERENCE.CPU_BF16", ["detector", "refiner"]])
+    if not cpu_has_native_bf16():
+        assert bf16.bf16 == frozenset()
+        pytest.skip("this CPU has no native bfloat16: the option runs float32")
+    assert bf16.bf16 == {"detector", "refiner"}
+    val = load_hc18_dicts(hc18_root, "val")[:3]
+    scans = [read_scan(d["file_name"]) for d in val]
+    for d, a, b in zip(val, predictor(scans), bf16(scans)):
+        hc_a, hc_b = (head_circumference_mm(h.ellipse, d["pixel_size_mm"]) for h in (a, b))
+        assert abs(hc_a - hc_b) < 1.5, (d["file_name"], hc_a, hc_b)

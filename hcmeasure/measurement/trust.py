@@ -343,15 +343,19 @@ MEMBER_SPREAD_LIMIT = 0.02
 
 
 def fit_review_rules(rows: Sequence[Mapping], *, error_mm: float = 5.0, max_flag_rate: float = 0.04,
-                     false_alarm_cost: float = 0.25) -> tuple[ReviewRule, ...]:
+                     false_alarm_cost: float = 0.25, gross_error_mm: float = 10.0,
+                     gross_weight: float = 2.0) -> tuple[ReviewRule, ...]:
     """Review rules chosen greedily on measured out-of-fold rows: starting from
-    :data:`DEFAULT_RULES`, add the candidate rule and threshold that flags the most new rows
-    with ``|error| > error_mm`` less ``false_alarm_cost`` per new row without, while at most
-    ``max_flag_rate`` of the rows are flagged; stop when no rule gains. The ensemble rule
-    (:data:`MEMBER_SPREAD_LIMIT`) is appended."""
+    :data:`DEFAULT_RULES`, add the candidate rule and threshold whose newly flagged rows
+    gain the most, while at most ``max_flag_rate`` of the rows are flagged; stop when no
+    rule gains. A new row with ``|error| > error_mm`` gains 1, one with ``|error| >
+    gross_error_mm`` ``gross_weight`` more (every gross error should be flagged), one
+    without costs ``false_alarm_cost``. The ensemble rule (:data:`MEMBER_SPREAD_LIMIT`) is
+    appended."""
     rows = [r for r in rows if math.isfinite(r.get("hc_mm", float("nan")))]
     n = len(rows)
     bad = {i for i, r in enumerate(rows) if abs(r["hc_mm"] - r["truth_hc_mm"]) > error_mm}
+    gross = {i for i, r in enumerate(rows) if abs(r["hc_mm"] - r["truth_hc_mm"]) > gross_error_mm}
     rules = list(DEFAULT_RULES)
     flagged = {i for i, r in enumerate(rows) if any(rule.fires(r) for rule in rules)}
     used: set[str] = set()  # one fitted rule per feature (a default rule may be tightened)
@@ -372,7 +376,7 @@ def fit_review_rules(rows: Sequence[Mapping], *, error_mm: float = 5.0, max_flag
                 new = {i for i, r in enumerate(rows) if i not in flagged and rule.fires(r)}
                 if not new or len(flagged) + len(new) > max_flag_rate * n:
                     continue
-                gain = len(new & bad) - false_alarm_cost * len(new - bad)
+                gain = len(new & bad) + gross_weight * len(new & gross) - false_alarm_cost * len(new - bad)
                 if gain > best_gain:
                     best, best_gain = rule, gain
         if best is None:

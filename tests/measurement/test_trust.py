@@ -167,3 +167,20 @@ def test_a_mask_that_runs_into_a_bright_body_outline_is_flagged_for_review():
         assert {"weak_skull_echo", "implausible_shape"} & set(reasons), wrong_ellipse
     right = HeadMeasurement(HEAD, 0.94, 0.97, "ok")
     assert assess_head(right, gray, 62.0, TrustCalibration()).reasons == ()
+
+
+def test_a_gross_error_outweighs_several_moderate_ones_in_choosing_the_rules():
+    """With room for one more flag, the rule that catches the one error over 10 mm is
+    chosen over the one that catches two errors of 6 mm (and each then also a false alarm)."""
+    base = {f: 0.0 for f in ("detector_gap", "weak_echo_fraction", "uncertain_fraction", "second_score",
+                             "outside_fraction", "interval_halfwidth_mm")}
+    base.update(fit_iou=0.99, score=1.0, axis_ratio=0.8)
+    rows = [dict(base, hc_mm=200.0, truth_hc_mm=200.0) for _ in range(96)]
+    rows.append(dict(base, hc_mm=200.0, truth_hc_mm=188.0, weak_echo_fraction=0.5))
+    rows += [dict(base, hc_mm=200.0, truth_hc_mm=194.0, uncertain_fraction=3.0) for _ in range(2)]
+    rows.append(dict(base, hc_mm=200.0, truth_hc_mm=200.0, uncertain_fraction=3.0))
+    rules = fit_review_rules(rows, max_flag_rate=0.03)
+    fitted = [r.feature for r in rules[len(DEFAULT_RULES):-1]]
+    assert fitted == ["weak_echo_fraction"]
+    assert [r.feature for r in fit_review_rules(rows, max_flag_rate=0.03, gross_weight=0.0)[len(DEFAULT_RULES):-1]] \
+        == ["uncertain_fraction"]

@@ -15,8 +15,8 @@ measured on its own (``loader``), with the config's worker count. Variants:
   in channels-last layout);
 * ``batch<N>``: SOLVER.IMS_PER_BATCH = N (compare seconds per *image*);
 * ``compile``: ``torch.compile`` of the model (its compile time is reported apart);
-* ``bf16``: forward pass under CPU bfloat16 autocast (SOLVER.AMP.ENABLED on a CPU; weights,
-  gradients and the optimizer stay float32);
+* ``bf16``: forward pass under CPU bfloat16 autocast (weights, gradients and the
+  optimizer stay float32; tools/train_net.py has no such option);
 * ``a+b``: both, e.g. ``channels_last+batch4``.
 
 Machines differ by more than 2x, so compare variants of one run only; the figures are

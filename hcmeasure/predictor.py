@@ -16,7 +16,7 @@ import torch
 from .data.transforms import build_test_resize
 from .measurement.head import HeadMeasurement
 from .modeling.loading import ModelLoadError, load_config, load_model, load_weights_strict, prepare_for_inference
-from .modeling.precision import autocast_bf16_inference, bf16_models
+from .modeling.precision import bf16_models
 
 __all__ = [
     "ModelLoadError",
@@ -95,6 +95,10 @@ class HeadPredictor:
                 f"{config_file}: MODEL.META_ARCHITECTURE is {self.cfg.MODEL.META_ARCHITECTURE}, "
                 "but HC measurement needs HeadRCNN (use a config under configs/HC18/)."
             )
+        try:
+            self.bf16 = bf16_models(self.cfg)
+        except ValueError as exc:
+            raise ModelLoadError(f"{config_file}: {exc}") from None
         refiner_paths = refiner if refiner is not None else head_refiner_paths(self.cfg, config_file)
         if single_model and refiner_paths is not None:
             refiner_paths = (refiner_paths[0], list(refiner_paths[1])[:1])  # the ensemble's first member
@@ -105,10 +109,7 @@ class HeadPredictor:
         if refiner_paths is not None:
             detector_opts += ["HCMEASURE.POSTPROCESS.FIT_ELLIPSE", False]
         _, self.model = load_model(self.cfg, weights, opts=detector_opts, config_file=config_file)
-        self.fused_batchnorms = prepare_for_inference(self.model, self.cfg.MODEL.DEVICE)
-        self.bf16 = bf16_models(self.cfg)
-        if "detector" in self.bf16:
-            autocast_bf16_inference(self.model)
+        self.fused_batchnorms = prepare_for_inference(self.model, self.cfg.MODEL.DEVICE, "detector" in self.bf16)
         self.refiner = self._load_refiner(refiner_paths)
         self.trust = self._load_trust(Path(config_file))
         self.resize = build_test_resize(self.cfg)
@@ -138,9 +139,8 @@ class HeadPredictor:
         members = []
         for ref_weights in member_weights:
             _, model = load_model(rcfg, ref_weights, config_file=ref_config)
-            prepare_for_inference(model, rcfg.MODEL.DEVICE)
-            if "refiner" in self.bf16:  # the detector config's choice holds for its refiner
-                autocast_bf16_inference(model)
+            # the detector config's bfloat16 choice holds for its refiner
+            prepare_for_inference(model, rcfg.MODEL.DEVICE, "refiner" in self.bf16)
             members.append(model)
         c = rcfg.HCMEASURE.HEAD_CROP
         self.refiner_config, self.refiner_weights = ref_config, member_weights

@@ -127,3 +127,11 @@ def test_bf16_inference_measures_within_a_fraction_of_a_millimetre_of_float32(pr
     for d, a, b in zip(val, predictor(scans), bf16(scans)):
         hc_a, hc_b = (head_circumference_mm(h.ellipse, d["pixel_size_mm"]) for h in (a, b))
         assert abs(hc_a - hc_b) < 1.5, (d["file_name"], hc_a, hc_b)
+
+
+def test_an_unknown_bf16_model_name_is_refused_naming_the_config_and_the_choices(predictor):
+    from hcmeasure.predictor import HeadPredictor, ModelLoadError
+
+    with pytest.raises(ModelLoadError, match=r"config\.yaml: HCMEASURE\.INFERENCE\.CPU_BF16: .*'backbone'.*detector, refiner"):
+        HeadPredictor(predictor.config_file, predictor.weights, device="cpu",
+                      opts=["HCMEASURE.INFERENCE.CPU_BF16", ["backbone"]])

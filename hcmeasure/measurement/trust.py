@@ -354,8 +354,9 @@ def fit_review_rules(rows: Sequence[Mapping], *, error_mm: float = 5.0, max_flag
     appended."""
     rows = [r for r in rows if math.isfinite(r.get("hc_mm", float("nan")))]
     n = len(rows)
-    bad = {i for i, r in enumerate(rows) if abs(r["hc_mm"] - r["truth_hc_mm"]) > error_mm}
-    gross = {i for i, r in enumerate(rows) if abs(r["hc_mm"] - r["truth_hc_mm"]) > gross_error_mm}
+    errors_mm = [abs(r["hc_mm"] - r["truth_hc_mm"]) for r in rows]
+    bad = {i for i, e in enumerate(errors_mm) if e > error_mm}
+    gross = {i for i, e in enumerate(errors_mm) if e > gross_error_mm}
     rules = list(DEFAULT_RULES)
     flagged = {i for i, r in enumerate(rows) if any(rule.fires(r) for rule in rules)}
     used: set[str] = set()  # one fitted rule per feature (a default rule may be tightened)

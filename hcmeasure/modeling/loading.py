@@ -97,15 +97,20 @@ def load_weights_strict(model: torch.nn.Module, weights: Path, config_file) -> N
     model.load_state_dict(state, strict=False)
 
 
-def prepare_for_inference(model: torch.nn.Module, device: str) -> int:
+def prepare_for_inference(model: torch.nn.Module, device: str, bf16: bool = False) -> int:
     """Same outputs, cheaper forward pass: BatchNorm folded into the convolutions and, on a
     CPU, convolution weights kept channels-last (oneDNN's faster layout; the feature maps
-    follow). Returns the number of BatchNorms folded. For models that only infer."""
+    follow). ``bf16``: also run the model's heavy part in bfloat16
+    (:func:`~hcmeasure.modeling.precision.autocast_bf16_inference`; outputs change by
+    bfloat16 rounding). Returns the number of BatchNorms folded. For models that only infer."""
     from .fuse import fuse_for_inference
+    from .precision import autocast_bf16_inference
 
     folded = fuse_for_inference(model)
     if not device.startswith("cuda"):
         model.to(memory_format=torch.channels_last)
+    if bf16:
+        autocast_bf16_inference(model)
     return folded
 
 

@@ -84,10 +84,13 @@ def test_the_reference_box_moves_each_edge_by_at_most_the_jitter_and_stays_in_th
 def test_folds_are_measured_with_the_detector_recipes_test_settings_of_now(hc18_cv, tmp_path):
     """A fold trained before a test setting changed is measured as the published ensemble
     measures: the test keys come from the recipe, not from the run's own config."""
+    def as_dict(opts):
+        return dict(zip(opts[0::2], opts[1::2]))
+
     opts = hc18_cv.recipe_test_opts()
     assert opts[0::2] == list(hc18_cv.TEST_KEYS)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(f'_BASE_: "{hc18_cv.DETECTOR_RECIPE}"\nINPUT:\n  MIN_SIZE_TEST: 224\n')
-    changed = dict(zip(*[iter(hc18_cv.recipe_test_opts(recipe))] * 2))
+    changed = as_dict(hc18_cv.recipe_test_opts(recipe))
     assert changed["INPUT.MIN_SIZE_TEST"] == 224
-    assert changed["HCMEASURE.INFERENCE.CPU_BF16"] == dict(zip(opts[0::2], opts[1::2]))["HCMEASURE.INFERENCE.CPU_BF16"]
+    assert changed["HCMEASURE.INFERENCE.CPU_BF16"] == as_dict(opts)["HCMEASURE.INFERENCE.CPU_BF16"]

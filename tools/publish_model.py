@@ -8,7 +8,8 @@
     # the cross-validation ensemble: one refiner per fold
     python tools/publish_model.py DETECTOR.pth --config DETECTOR.yaml --half \
         --refiner output/cv5/f{0,1,2,3,4}/head_refiner/model_final.pth \
-        --refiner-config output/cv5/f0/head_refiner/config.yaml --trust trust.json
+        --refiner-config output/cv5/f0/head_refiner/config.yaml --trust trust.json \
+        [--opts INPUT.MIN_SIZE_TEST 256 INPUT.MAX_SIZE_TEST 512]
 
 Writes ``hcmeasure/model_zoo/hc18_default/model_final.pth`` (model weights only: the
 optimizer and scheduler state are dropped) and ``config.yaml`` beside it (with
@@ -20,7 +21,8 @@ way, as ``head_refiner.pth`` + ``head_refiner.yaml``, and names them in ``config
 (``HCMEASURE.HEAD_REFINER``, paths relative to it). Several ``--refiner`` checkpoints (of
 one config) make an ensemble: ``head_refiner_m0.pth``, ``head_refiner_m1.pth``, ... named
 in ``HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS``; ``config_single.yaml`` beside it uses the
-first member alone (faster; its interval is the same calibration). ``--trust`` ships a trust calibration
+first member alone (faster; its interval is the same calibration). ``--opts KEY VALUE ...`` overrides config keys in the published config (test settings).
+``--trust`` ships a trust calibration
 (``benchmarks/hc18_cv.py report --write-calibration``) as ``trust.json``
 (``HCMEASURE.TRUST.CALIBRATION``).
 """
@@ -48,10 +50,15 @@ def main(argv=None):
                    help="head-refiner checkpoint to ship with the detector (several: an ensemble)")
     p.add_argument("--refiner-config", type=Path, help="the head refiner's training config")
     p.add_argument("--trust", type=Path, help="trust calibration JSON to ship as trust.json")
+    p.add_argument("--opts", nargs="+", default=[], metavar="KEY VALUE",
+                   help="config overrides written into the published config.yaml, e.g. the "
+                        "test settings INPUT.MIN_SIZE_TEST 256 (KEY VALUE pairs, as train_net.py takes)")
     args = p.parse_args(argv)
     if (args.refiner is None) != (args.refiner_config is None):
         p.error("--refiner and --refiner-config go together")
-    cfg = load_config(args.config, device="cpu")
+    if len(args.opts) % 2:
+        p.error(f"--opts takes KEY VALUE pairs; got {len(args.opts)} items")
+    cfg = load_config(args.config, opts=args.opts, device="cpu")
     cfg.MODEL.DEVICE = "cuda"  # Detectron2's default; predict falls back to CPU without CUDA
     cfg.HCMEASURE.HEAD_REFINER.CONFIG = cfg.HCMEASURE.HEAD_REFINER.WEIGHTS = ""
     cfg.HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS = []

@@ -113,11 +113,13 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     assert 'CONFIG: head_refiner.yaml' in (published / "config.yaml").read_text()
     single_rows = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred")
 
-    # An ensemble of refiners (here the same checkpoint twice) with a trust calibration.
+    # An ensemble of refiners (here the same checkpoint twice) with a trust calibration and a
+    # test setting of its own.
     trust = tmp_path / "trust.json"
     trust.write_text('{"q": 2.0, "intercept": 0.01}')
     cmd = cmd[:cmd.index("--refiner") + 2] + [str(ref_out / "model_final.pth"), "--refiner-config",
-                                              str(ref_out / "config.yaml"), "--trust", str(trust)]
+                                              str(ref_out / "config.yaml"), "--trust", str(trust),
+                                              "--opts", "INPUT.MAX_SIZE_TEST", "321"]
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert sorted(p.name for p in published.iterdir()) == [
@@ -126,6 +128,7 @@ def test_a_head_refiner_trains_on_head_crops_and_predict_uses_it(trained, tiny_h
     assert "WEIGHTS: head_refiner_m0.pth" in (published / "config_single.yaml").read_text()
     text = (published / "config.yaml").read_text()
     assert "- head_refiner_m0.pth" in text and "CALIBRATION: trust.json" in text
+    assert "MAX_SIZE_TEST: 321" in text  # --opts: the published test settings (no effect here)
     rows = _predict_test_set(published, tiny_hc18, env, tmp_path / "pred_ensemble")
     for r in rows:
         if r["hc_mm"]:

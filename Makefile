@@ -52,17 +52,24 @@ demo: $(STAMP)
 	$(BIN)/hcmeasure predict samples/hc18 --pixel-size-csv samples/hc18/demo_known_ga.csv --out demo_output --report
 	@echo "results: demo_output/measurements.csv, demo_output/submission.csv, demo_output/overlays/, demo_output/report.html"
 
-# Accuracy of the default model on hc18_val (predict + evaluate), and its speed.
+# Accuracy on hc18_val (predict + evaluate) of the default's single-model config: its
+# detector and refiner member 0 never trained on hc18_val (members 1-4 did).
 val-benchmark: $(STAMP)
-	$(BIN)/python benchmarks/hc18_val.py --tag default
+	$(BIN)/python benchmarks/hc18_val.py --config hcmeasure/model_zoo/hc18_default/config_single.yaml --tag single
 
-# Interval coverage and review flag of the default model, recomputed from its saved
-# out-of-fold predictions on hc18_val (no model run; docs/trust.md).
+# The out-of-fold figures over all 809 labelled images, the interval's coverage and the
+# review flag's catch rate, recomputed from the committed out-of-fold CSV (no model run;
+# docs/trust.md).
 trust-benchmark: $(STAMP)
-	$(BIN)/python benchmarks/hc18_cv.py report --oof benchmarks/results/hc18_default_f4_oof.csv
+	$(BIN)/python benchmarks/hc18_cv.py report
 
+# predict's speed with the default ensemble against the plain Detectron2 loop and against
+# the previous default (one detector + one refiner), taken from git history.
+PREVIOUS_DEFAULT := 15fc647
 speed-benchmark: $(STAMP)
-	$(BIN)/python benchmarks/predict_speed.py --n 47
+	@ref=$$(mktemp -d) && git archive $(PREVIOUS_DEFAULT) hcmeasure/model_zoo/hc18_default | tar -x -C $$ref && \
+	$(BIN)/python benchmarks/predict_speed.py --n 47 --reference-model $$ref/hcmeasure/model_zoo/hc18_default; \
+	rc=$$?; rm -rf $$ref; exit $$rc
 
 # Memory of predict against the number of files: 3000 links to the HC18 test scans
 # (3000 x predict's s/image); writes benchmarks/results/predict_scale_3000.json.

@@ -61,7 +61,8 @@ def one_process(scans, tmp_path_factory):
     out = tmp_path_factory.mktemp("one") / "out"
     _predict(scans, out)
     rows = list(csv.DictReader(open(out / "measurements.csv")))
-    assert [r["status"] for r in rows].count("ok") == N_SCANS
+    # every real scan is measured (a measurement may be flagged for review)
+    assert sum(r["status"] in ("ok", "review") for r in rows) == N_SCANS
     assert [r["status"] for r in rows].count("unreadable_image") == 2
     return out
 

@@ -1,0 +1,75 @@
+#!/usr/bin/env python
+"""How much a refiner ensemble's members disagree on scans none of them trained on.
+
+    .venv/bin/python benchmarks/member_spread.py [--model-dir hcmeasure/model_zoo/hc18_default]
+        [--images ../shared/data/hc18/test_set] [--json benchmarks/results/member_spread_hc18_test.json]
+
+Measures every scan of ``--images`` (default: the HC18 test images in ``../shared``,
+which no fold saw and which carry no reference HC) with the ensemble and reports the
+distribution of ``member_spread`` (relative SD of the head size over the members,
+``hcmeasure.measurement.trust``). Out-of-fold rows come from one model each, so this is
+where the review rule on member disagreement (``MEMBER_SPREAD_LIMIT``) is set: above
+the spread that unseen scans show, no reference needed.
+"""
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=REPO / "hcmeasure" / "model_zoo" / "hc18_default",
+                   help="a published ensemble (config.yaml with HCMEASURE.HEAD_REFINER.MEMBER_WEIGHTS)")
+    p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "hc18" / "test_set")
+    p.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all)")
+    p.add_argument("--json", type=Path, help="write the figures and every image's spread here")
+    args = p.parse_args(argv)
+
+    from hcmeasure.io.images import read_scan
+    from hcmeasure.measurement.trust import MEMBER_SPREAD_LIMIT, trust_features
+    from hcmeasure.predictor import HeadPredictor, torch_threads_from_env
+
+    torch_threads_from_env()
+    predictor = HeadPredictor(args.model_dir / "config.yaml", args.model_dir / "model_final.pth", device="cpu")
+    members = len(predictor.refiner_weights or [])
+    if members < 2:
+        raise SystemExit(f"{args.model_dir}/config.yaml names {members} refiner member(s); an ensemble has 2 or more")
+    files = sorted(f for f in args.images.iterdir() if f.suffix.lower() in (".png", ".jpg", ".jpeg"))
+    if args.limit:
+        files = files[: args.limit]
+    if not files:
+        raise SystemExit(f"{args.images}: no .png or .jpg scans")
+    per_image = {}
+    for f in files:
+        head = predictor([read_scan(f)])[0]
+        if head.ellipse is not None and head.status == "ok":
+            per_image[f.name] = trust_features(head, None)["member_spread"]
+    spreads = np.array(list(per_image.values()))
+    result = {
+        "command": " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:])),
+        "model_dir": str(args.model_dir.relative_to(REPO) if args.model_dir.resolve().is_relative_to(REPO) else args.model_dir),
+        "members": members, "images": len(files), "measured": len(spreads),
+        "median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
+        "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,
+        "above_limit": int((spreads > MEMBER_SPREAD_LIMIT).sum()),
+        "per_image_pct": {k: round(100 * v, 4) for k, v in per_image.items()},
+    }
+    print(f"{members} members, {len(spreads)} of {len(files)} scans measured: member spread median "
+          f"{result['median_pct']:.2f} %, 90th percentile {result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; "
+          f"{result['above_limit']} above the review limit {result['limit_pct']:g} %")
+    if args.json:
+        from hcmeasure.io.tables import atomic_write_bytes
+
+        atomic_write_bytes(args.json, (json.dumps(result, indent=1) + "\n").encode())
+        print(f"-> {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

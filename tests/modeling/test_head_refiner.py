@@ -65,8 +65,10 @@ def _detector_config(tmp_path, refiner_lines: str):
         pytest.skip("the default HC model is not installed")
     config, weights = paths
     cfg = tmp_path / "detector.yaml"
-    # (the default's trust.json is named relative to its own folder, not this one)
-    cfg.write_text(f'_BASE_: "{config}"\nHCMEASURE:\n  TRUST:\n    CALIBRATION: ""\n  HEAD_REFINER:\n{refiner_lines}')
+    # (the default's trust.json is named relative to its own folder, not this one; its
+    # ensemble's members are replaced by the refiner these lines name)
+    cfg.write_text(f'_BASE_: "{config}"\nHCMEASURE:\n  TRUST:\n    CALIBRATION: ""\n  HEAD_REFINER:\n'
+                   f'    MEMBER_WEIGHTS: []\n{refiner_lines}')
     return cfg, weights
 
 

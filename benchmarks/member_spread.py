@@ -50,10 +50,13 @@ def main(argv=None) -> int:
         head = predictor([read_scan(f)])[0]
         if head.ellipse is not None and head.status == "ok":
             per_image[f.name] = trust_features(head, None)["member_spread"]
+    if not per_image:
+        raise SystemExit(f"{args.images}: none of the {len(files)} scans was measured (status ok); no spread to report")
     spreads = np.array(list(per_image.values()))
+    model_dir = args.model_dir.resolve()
     result = {
         "command": " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:])),
-        "model_dir": str(args.model_dir.relative_to(REPO) if args.model_dir.resolve().is_relative_to(REPO) else args.model_dir),
+        "model_dir": str(model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir),
         "members": members, "images": len(files), "measured": len(spreads),
         "median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
         "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,

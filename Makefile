@@ -68,7 +68,7 @@ trust-benchmark: $(STAMP)
 PREVIOUS_DEFAULT := 15fc647
 speed-benchmark: $(STAMP)
 	@ref=$$(mktemp -d) && git archive $(PREVIOUS_DEFAULT) hcmeasure/model_zoo/hc18_default | tar -x -C $$ref && \
-	$(BIN)/python benchmarks/predict_speed.py --n 47 --reference-model $$ref/hcmeasure/model_zoo/hc18_default; \
+	$(BIN)/python benchmarks/predict_speed.py --n 47 --repeats 3 --reference-model $$ref/hcmeasure/model_zoo/hc18_default; \
 	rc=$$?; rm -rf $$ref; exit $$rc
 
 # Memory of predict against the number of files: 3000 links to the HC18 test scans

@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import sys
 import time
@@ -325,16 +324,16 @@ def report(args) -> int:
         u = trust["unflagged"]
         print(f"unflagged images: n {u['n']}, MAD {u['mad_mm']:.2f} mm, DSC {u['dice_pct']:.2f} %")
     if args.json:
-        from hcmeasure.io.tables import atomic_write_bytes
+        from hcmeasure.io.tables import write_json_atomic
 
-        atomic_write_bytes(args.json, (json.dumps(result, indent=1, default=float) + "\n").encode())
+        write_json_atomic(args.json, result)
         print(f"-> {args.json}")
     if args.write_calibration:
-        from hcmeasure.io.tables import atomic_write_bytes
+        from hcmeasure.io.tables import write_json_atomic
 
         measured = [r for r in rows if math.isfinite(r["hc_mm"])]
         cal = fit_trust_calibration(measured, source=f"{result['oof_csv']} ({len(measured)} out-of-fold images)")
-        atomic_write_bytes(args.write_calibration, (json.dumps(cal.to_json(), indent=1) + "\n").encode())
+        write_json_atomic(args.write_calibration, cal.to_json())
         print(f"calibration on all rows (q {cal.q:.3f}, {len(cal.rules)} rules) -> {args.write_calibration}")
     return 0
 
@@ -359,9 +358,9 @@ def variants(args) -> int:
               + " ".join(f"{table[b]['mad_mm']:>8.2f}" if table[b]["n"] else f"{'-':>8}" for b in bands[1:]))
     print("(MAD by reference-HC band in the last columns, mm)")
     if args.json:
-        from hcmeasure.io.tables import atomic_write_bytes
+        from hcmeasure.io.tables import write_json_atomic
 
-        atomic_write_bytes(args.json, (json.dumps(result, indent=1, default=float) + "\n").encode())
+        write_json_atomic(args.json, result)
         print(f"-> {args.json}")
     return 0
 

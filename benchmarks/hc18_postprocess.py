@@ -23,7 +23,6 @@ Writes ``benchmarks/results/hc18_postprocess.json`` (MAD / MSD in mm per variant
 """
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -114,11 +113,12 @@ def main(argv=None):
             detected.append(head if raw[0] is None else dataclasses.replace(head, box=tuple(raw[0][0])))
         refiner_results = score_refiner(predictor.refiner, dicts, detected)
     dest = REPO / "benchmarks" / "results" / "hc18_postprocess.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps({
+    from hcmeasure.io.tables import write_json_atomic
+
+    write_json_atomic(dest, {
         "command": " ".join(["python", "benchmarks/hc18_postprocess.py"] + (argv or sys.argv[1:])),
         "model": str(weights), "n_images": len(dicts), "network_s": round(network_s, 1),
-        "variants": results, "refiner_variants": refiner_results}, indent=2) + "\n")
+        "variants": results, "refiner_variants": refiner_results}, indent=2)
     print(f"wrote {dest}")
 
 

@@ -83,8 +83,9 @@ def main(argv=None):
         "failed": metrics.get("failed", []),
     }
     dest = REPO / "benchmarks" / "results" / f"hc18_val_{args.tag}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(result, indent=2) + "\n")
+    from hcmeasure.io.tables import write_json_atomic
+
+    write_json_atomic(dest, result, indent=2)
     print(f"wrote {dest}")
 
 

@@ -12,7 +12,6 @@ where the review rule on member disagreement (``MEMBER_SPREAD_LIMIT``) is set: a
 the spread that unseen scans show, no reference needed.
 """
 import argparse
-import json
 import sys
 from pathlib import Path
 
@@ -67,9 +66,9 @@ def main(argv=None) -> int:
           f"{result['median_pct']:.2f} %, 90th percentile {result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; "
           f"{result['above_limit']} above the review limit {result['limit_pct']:g} %")
     if args.json:
-        from hcmeasure.io.tables import atomic_write_bytes
+        from hcmeasure.io.tables import write_json_atomic
 
-        atomic_write_bytes(args.json, (json.dumps(result, indent=1) + "\n").encode())
+        write_json_atomic(args.json, result)
         print(f"-> {args.json}")
     return 0
 

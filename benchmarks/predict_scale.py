@@ -190,8 +190,9 @@ def main(argv=None):
         if not args.keep:
             shutil.rmtree(work, ignore_errors=True)
     target = args.out or REPO / "benchmarks" / "results" / f"predict_scale_{args.tag or args.n}.json"
-    target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(json.dumps(report, indent=1) + "\n")
+    from hcmeasure.io.tables import write_json_atomic
+
+    write_json_atomic(target, report)
     print(json.dumps({k: v for k, v in report.items() if k != "samples_s_files_rssmib"}, indent=1))
     print(f"-> {target}" + (f" (folder kept in {work})" if args.keep else ""))
 

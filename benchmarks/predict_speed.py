@@ -199,8 +199,9 @@ def main(argv=None):
             rec["reference_predict"] = round(r / n, 4)
     suffix = f"_{args.tag}" if args.tag else ""
     dest = REPO / "benchmarks" / "results" / f"predict_speed_{args.device}{suffix}.json"
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    dest.write_text(json.dumps(result, indent=2) + "\n")
+    from hcmeasure.io.tables import write_json_atomic
+
+    write_json_atomic(dest, result, indent=2)
     print(json.dumps(result, indent=2))
 
 

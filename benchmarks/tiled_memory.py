@@ -74,8 +74,9 @@ def main(argv=None):
         print(f"{r['mode']:>5}: inference {r['inference_mib']:8.1f} MiB above a baseline of "
               f"{r['baseline_mib']:.1f} MiB (peak RSS {r['peak_mib']:.1f} MiB), {r['seconds']:.1f} s")
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(report, indent=2) + "\n")
+        from hcmeasure.io.tables import write_json_atomic
+
+        write_json_atomic(args.out, report, indent=2)
     return 0
 
 

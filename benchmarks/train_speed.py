@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import platform
 import sys
@@ -174,9 +173,9 @@ def main(argv=None) -> int:
                                              + results["variants"].get("baseline", {}).get("step_s_median", float("nan")))
     results["loader_share_if_serial"] = share
     if args.json:
-        from hcmeasure.io.tables import atomic_write_bytes
+        from hcmeasure.io.tables import write_json_atomic
 
-        atomic_write_bytes(args.json, (json.dumps(results, indent=2) + "\n").encode())
+        write_json_atomic(args.json, results, indent=2)
         print(f"-> {args.json}")
     return 0
 

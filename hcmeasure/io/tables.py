@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import math
+import json
 import os
 import tempfile
 from dataclasses import dataclass
@@ -37,6 +38,7 @@ __all__ = [
     "submission_row",
     "write_csv_atomic",
     "atomic_write_bytes",
+    "write_json_atomic",
     "atomic_open",
 ]
 
@@ -411,6 +413,13 @@ def atomic_write_bytes(path, data: bytes) -> None:
     """Write ``data`` to ``path`` via a temporary file and an atomic rename."""
     with atomic_open(path, "wb") as f:
         f.write(data)
+
+
+def write_json_atomic(path, obj, *, indent: int = 1) -> None:
+    """Write ``obj`` as JSON (UTF-8, a final newline) to ``path`` atomically. Values JSON
+    does not know, such as numpy floats, are written as floats."""
+    text = json.dumps(obj, indent=indent, default=float) + "\n"
+    atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def write_csv_atomic(path, columns: Sequence[str], rows: Iterable[Mapping[str, object]]) -> None:

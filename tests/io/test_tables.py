@@ -19,6 +19,7 @@ from hcmeasure.io.tables import (
     read_reference_hc_csv,
     submission_row,
     write_csv_atomic,
+    write_json_atomic,
 )
 from hcmeasure.measurement.ellipse import Ellipse, ramanujan_perimeter
 
@@ -235,6 +236,28 @@ def test_failure_while_writing_removes_the_temp_file(tmp_path, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         write_csv_atomic(out, MEASUREMENT_COLUMNS, [measurement_row("a.png", ELLIPSE, 0.1)])
     assert os.listdir(tmp_path) == []
+
+
+def test_json_is_written_whole_with_numpy_floats_and_a_final_newline(tmp_path):
+    import json
+
+    import numpy as np
+
+    out = tmp_path / "sub" / "result.json"
+    write_json_atomic(out, {"mad_mm": np.float32(1.5), "n": 3})
+    text = out.read_text(encoding="utf-8")
+    assert text.endswith("}\n")
+    assert json.loads(text) == {"mad_mm": 1.5, "n": 3}
+    assert sorted(os.listdir(out.parent)) == ["result.json"]
+
+
+def test_json_that_cannot_be_encoded_leaves_the_old_file(tmp_path):
+    out = tmp_path / "result.json"
+    write_json_atomic(out, {"old": True})
+    with pytest.raises(TypeError):
+        write_json_atomic(out, {"new": object()})
+    assert out.read_text(encoding="utf-8") == '{\n "old": true\n}\n'
+    assert os.listdir(tmp_path) == ["result.json"]
 
 
 def test_read_measurements_csv_checks_columns_and_pads_short_rows(tmp_path):

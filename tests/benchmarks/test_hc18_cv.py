@@ -1,22 +1,16 @@
 """benchmarks/hc18_cv.py: the out-of-fold tables are computed from the CSV rows as stated,
 and the reference-box stand-in detector moves the box edges as asked."""
 import csv
-import importlib.util
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def hc18_cv():
-    spec = importlib.util.spec_from_file_location("hcmeasure_bench_hc18_cv", REPO / "benchmarks" / "hc18_cv.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def hc18_cv(load_benchmark):
+    return load_benchmark("hc18_cv")
 
 
 def _write_oof(path: Path, diffs_mm, truths_mm):

@@ -1,23 +1,15 @@
 """benchmarks/member_spread.py: the ensemble members' disagreement on unseen scans, from
 which the review limit on it is set; a single model is refused."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
 from hcmeasure.predictor import DEFAULT_MODEL_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def member_spread():
-    spec = importlib.util.spec_from_file_location("hcmeasure_bench_member_spread",
-                                                  REPO / "benchmarks" / "member_spread.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def member_spread(load_benchmark):
+    return load_benchmark("member_spread")
 
 
 def test_the_default_ensemble_reports_each_scans_spread(member_spread, hc18_root, tmp_path):

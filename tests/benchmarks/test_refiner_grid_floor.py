@@ -1,21 +1,13 @@
 """benchmarks/refiner_grid_floor.py: with a perfect network, the refiner's crop grid and
 contour fit cost a small fraction of a millimetre of HC."""
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture(scope="module")
-def grid_floor():
-    spec = importlib.util.spec_from_file_location("hcmeasure_bench_refiner_grid_floor",
-                                                  REPO / "benchmarks" / "refiner_grid_floor.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+def grid_floor(load_benchmark):
+    return load_benchmark("refiner_grid_floor")
 
 
 def test_a_drawn_reference_is_measured_within_a_fifth_of_a_millimetre(grid_floor, hc18_root, tmp_path):

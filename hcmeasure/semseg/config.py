@@ -36,6 +36,10 @@ def add_semseg_config(cfg):
     _C.MODEL.SEG_LOSS.TVERSKY_ALPHA = 0.3
     # Tversky weight of the false negatives (BETA > ALPHA favours recall of the rare class).
     _C.MODEL.SEG_LOSS.TVERSKY_BETA = 0.7
+    # Weight of the CE over the pixels near a label change (where the outline lies).
+    _C.MODEL.SEG_LOSS.BOUNDARY_WEIGHT = 0.0
+    # Half-width in pixels of that band around each label change.
+    _C.MODEL.SEG_LOSS.BOUNDARY_RADIUS = 2
 
     # Encoder of "UNet" and "GLoFFNet" (hcmeasure.semseg.parts.encoders): five maps F1..F5.
     _C.MODEL.SEG_ENCODER = CN()

@@ -12,6 +12,10 @@ All take ``logits`` (N, C, H, W) and integer ``targets`` (N, H, W) where
 * :func:`tversky_loss` — 1 - mean over classes of the Tversky index
   ``(TP + s) / (TP + a FP + b FN + s)`` on soft counts; ``b > a`` penalises missed
   foreground more than false alarms (``a = b = 0.5`` is the soft Dice).
+* :func:`boundary_band` and :func:`boundary_cross_entropy` — CE averaged over the
+  pixels within ``radius`` pixels of a label change (the outline of a filled mask):
+  a term that weighs where the outline lies, which Dice over a large filled region
+  barely does (a one-pixel shift of a 200-pixel head changes its Dice by about 1 %).
 * :class:`SegmentationLoss` — their weighted sum, built from the config by
   :func:`build_segmentation_loss`, returning a Detectron2 loss dict.
 """
@@ -21,8 +25,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-__all__ = ["cross_entropy", "soft_dice_loss", "focal_loss", "tversky_loss", "SegmentationLoss",
-           "build_segmentation_loss"]
+__all__ = ["cross_entropy", "soft_dice_loss", "focal_loss", "tversky_loss", "boundary_band",
+           "boundary_cross_entropy", "SegmentationLoss", "build_segmentation_loss"]
 
 
 def cross_entropy(logits, targets, *, ignore_index=255, class_weights=None):
@@ -78,16 +82,40 @@ def tversky_loss(logits, targets, *, ignore_index=255, alpha=0.5, beta=0.5, smoo
     return 1.0 - index.mean()
 
 
+def boundary_band(targets, radius: int = 2, ignore_index=255):
+    """Boolean (N, H, W): valid pixels whose (2 radius + 1)-square neighbourhood holds
+    another valid label, i.e. pixels within ``radius`` pixels (chessboard distance) of a
+    label change. Ignored pixels are neither in the band nor make it."""
+    valid = targets != ignore_index
+    t = targets.to(torch.float32).unsqueeze(1)
+    big = float(t[valid.unsqueeze(1)].max()) + 1.0 if valid.any() else 1.0
+    k = 2 * int(radius) + 1
+    hi = F.max_pool2d(torch.where(valid.unsqueeze(1), t, torch.full_like(t, -1.0)), k, 1, int(radius))
+    lo = -F.max_pool2d(-torch.where(valid.unsqueeze(1), t, torch.full_like(t, big)), k, 1, int(radius))
+    return ((hi != lo) & valid.unsqueeze(1)).squeeze(1)
+
+
+def boundary_cross_entropy(logits, targets, *, ignore_index=255, radius: int = 2):
+    """Mean CE over the :func:`boundary_band` pixels (0 when there are none)."""
+    band = boundary_band(targets, radius, ignore_index)
+    ce = F.cross_entropy(logits, targets.clamp(0, logits.shape[1] - 1) * (targets != ignore_index),
+                         reduction="none")
+    return (ce * band).sum() / band.sum().clamp(min=1)
+
+
 class SegmentationLoss(nn.Module):
     """``ce_weight * CE + dice_weight * Dice + focal_weight * focal + tversky_weight *
-    Tversky`` as a loss dict (terms with weight 0 are left out). The focal term's
+    Tversky + boundary_weight * boundary CE`` as a loss dict (terms with weight 0 are left
+    out). The focal term's
     ``alpha`` is ``class_weights``; the Tversky term shares Dice's smoothing and
     background switch."""
 
     def __init__(self, *, ce_weight=1.0, dice_weight=0.0, ignore_index=255, class_weights=None,
                  dice_smooth=1.0, dice_include_background=True, focal_weight=0.0, focal_gamma=2.0,
-                 tversky_weight=0.0, tversky_alpha=0.3, tversky_beta=0.7):
+                 tversky_weight=0.0, tversky_alpha=0.3, tversky_beta=0.7, boundary_weight=0.0,
+                 boundary_radius=2):
         super().__init__()
+        self.boundary_weight, self.boundary_radius = float(boundary_weight), int(boundary_radius)
         self.focal_weight, self.focal_gamma = float(focal_weight), float(focal_gamma)
         self.tversky_weight = float(tversky_weight)
         self.tversky_alpha, self.tversky_beta = float(tversky_alpha), float(tversky_beta)
@@ -114,6 +142,9 @@ class SegmentationLoss(nn.Module):
                 logits, targets, ignore_index=self.ignore_index, alpha=self.tversky_alpha,
                 beta=self.tversky_beta, smooth=self.dice_smooth,
                 include_background=self.dice_include_background)
+        if self.boundary_weight:
+            losses["loss_boundary"] = self.boundary_weight * boundary_cross_entropy(
+                logits, targets, ignore_index=self.ignore_index, radius=self.boundary_radius)
         return losses
 
 
@@ -131,4 +162,6 @@ def build_segmentation_loss(cfg) -> SegmentationLoss:
         tversky_weight=c.TVERSKY_WEIGHT,
         tversky_alpha=c.TVERSKY_ALPHA,
         tversky_beta=c.TVERSKY_BETA,
+        boundary_weight=c.BOUNDARY_WEIGHT,
+        boundary_radius=c.BOUNDARY_RADIUS,
     )

@@ -1,12 +1,13 @@
 """Imbalance losses on hand-computed cases: soft Dice with smoothing, class-weighted CE,
-focal, Tversky; the loss dict built from the config."""
+focal, Tversky, the CE on the outline band; the loss dict built from the config."""
 import math
 
 import pytest
 import torch
 
 from hcmeasure.semseg.losses import (
-    SegmentationLoss, build_segmentation_loss, cross_entropy, focal_loss, soft_dice_loss, tversky_loss)
+    SegmentationLoss, boundary_band, boundary_cross_entropy, build_segmentation_loss, cross_entropy, focal_loss,
+    soft_dice_loss, tversky_loss)
 
 
 def onehot_logits(pred, num_classes=2, scale=50.0):
@@ -78,3 +79,53 @@ def test_loss_dict_from_config():
     torch.testing.assert_close(out["loss_focal"], 2.0 * focal_loss(x, t, gamma=2.0))
     torch.testing.assert_close(out["loss_tversky"], 0.5 * tversky_loss(x, t, alpha=0.3, beta=0.7))
     assert set(SegmentationLoss(ce_weight=0, dice_weight=1)(x, t)) == {"loss_dice"}
+
+
+def test_boundary_band_is_the_pixels_within_radius_of_a_label_change():
+    t = torch.zeros(1, 9, 9, dtype=torch.long)
+    t[0, 2:7, 2:7] = 1
+    band = boundary_band(t, radius=1)
+    # one pixel either side of the square's edge; the square's centre and the far corners are out
+    expected = torch.zeros(9, 9, dtype=torch.bool)
+    expected[1:8, 1:8] = True
+    expected[3:6, 3:6] = False
+    assert torch.equal(band[0], expected)
+    assert boundary_band(t, radius=2)[0].sum() > band[0].sum()
+    # a uniform target has no outline
+    assert not boundary_band(torch.ones(1, 5, 5, dtype=torch.long)).any()
+
+
+def test_boundary_band_leaves_ignored_pixels_out():
+    t = torch.zeros(1, 6, 6, dtype=torch.long)
+    t[0, :, 3:] = 255  # right half ignored: no outline between 0 and 255
+    assert not boundary_band(t, radius=1).any()
+    t[0, 0, 0] = 1
+    band = boundary_band(t, radius=1)
+    assert band[0, :2, :2].all() and not band[0, :, 3:].any()
+
+
+def test_boundary_cross_entropy_weighs_only_the_outline():
+    t = torch.zeros(1, 16, 16, dtype=torch.long)
+    t[0, 4:12, 4:12] = 1
+    x = torch.randn(1, 2, 16, 16)
+    band = boundary_band(t, radius=2)
+    y = x.clone()
+    y[:, :, ~band[0]] = torch.randn(2, int((~band[0]).sum()))  # change logits away from the outline
+    torch.testing.assert_close(boundary_cross_entropy(x, t, radius=2), boundary_cross_entropy(y, t, radius=2))
+    ce = torch.nn.functional.cross_entropy(x, t, reduction="none")[0]
+    torch.testing.assert_close(boundary_cross_entropy(x, t, radius=2), ce[band[0]].mean())
+
+
+def test_boundary_term_from_config():
+    from detectron2.config import get_cfg
+
+    from hcmeasure.config import add_hcmeasure_config
+
+    cfg = add_hcmeasure_config(get_cfg())
+    assert cfg.MODEL.SEG_LOSS.BOUNDARY_WEIGHT == 0.0  # off unless asked for
+    cfg.MODEL.SEG_LOSS.BOUNDARY_WEIGHT = 0.5
+    cfg.MODEL.SEG_LOSS.BOUNDARY_RADIUS = 1
+    x, t = torch.randn(2, 2, 8, 8), torch.randint(0, 2, (2, 8, 8))
+    out = build_segmentation_loss(cfg)(x, t)
+    assert set(out) == {"loss_ce", "loss_boundary"}
+    torch.testing.assert_close(out["loss_boundary"], 0.5 * boundary_cross_entropy(x, t, radius=1))

@@ -2,6 +2,7 @@
 (or ``$HCMEASURE_SHARED``); tests that need them are skipped, saying so, when absent."""
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 
@@ -18,6 +19,20 @@ def _need(path: Path, what: str) -> Path:
             "(../shared) or set HCMEASURE_SHARED"
         )
     return path
+
+
+@pytest.fixture(scope="session")
+def load_script():
+    """``load_script(path, module_name)`` -> the script at ``path`` (tools/, benchmarks/:
+    scripts, not modules of the package) imported as a module of that name."""
+
+    def load(path: Path, module_name: str):
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

@@ -106,9 +106,8 @@ def boundary_cross_entropy(logits, targets, *, ignore_index=255, radius: int = 2
 class SegmentationLoss(nn.Module):
     """``ce_weight * CE + dice_weight * Dice + focal_weight * focal + tversky_weight *
     Tversky + boundary_weight * boundary CE`` as a loss dict (terms with weight 0 are left
-    out). The focal term's
-    ``alpha`` is ``class_weights``; the Tversky term shares Dice's smoothing and
-    background switch."""
+    out). The focal term's ``alpha`` is ``class_weights``; the Tversky term shares Dice's
+    smoothing and background switch."""
 
     def __init__(self, *, ce_weight=1.0, dice_weight=0.0, ignore_index=255, class_weights=None,
                  dice_smooth=1.0, dice_include_background=True, focal_weight=0.0, focal_gamma=2.0,

@@ -1,6 +1,5 @@
 """Fixtures for the scripts in tools/ (they are scripts, not modules of the package)."""
 import csv
-import importlib.util
 import shutil
 import socket
 from pathlib import Path
@@ -11,16 +10,9 @@ TOOLS = Path(__file__).resolve().parents[2] / "tools"
 
 
 @pytest.fixture(scope="session")
-def load_tool():
+def load_tool(load_script):
     """``load_tool("publish_model")`` -> tools/publish_model.py imported as a module."""
-
-    def load(name: str):
-        spec = importlib.util.spec_from_file_location(f"hcmeasure_tool_{name}", TOOLS / f"{name}.py")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        return module
-
-    return load
+    return lambda name: load_script(TOOLS / f"{name}.py", f"hcmeasure_tool_{name}")
 
 
 @pytest.fixture(scope="session")

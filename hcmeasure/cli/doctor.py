@@ -52,6 +52,10 @@ def run(args) -> int:
         ("detectron2 _C", "present" if has_c else "absent (pure Python; hcmeasure does not need it)"),
         ("CUDA", f"available, {torch.cuda.device_count()} device(s)" if torch.cuda.is_available() else "not available (CPU)"),
     ]
+    from ..modeling.precision import cpu_has_native_bf16
+
+    lines.append(("CPU inference precision", "bfloat16 where the config asks (native AVX512-BF16/AMX)"
+                  if cpu_has_native_bf16() else "float32 (this CPU has no native bfloat16)"))
     try:
         ops_ok = torch.ops.torchvision.roi_align is not None
         lines.append(("torchvision ops", "roi_align/nms load" if ops_ok else "missing"))

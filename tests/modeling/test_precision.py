@@ -84,7 +84,7 @@ def test_no_bf16_on_a_gpu_or_when_not_asked():
 
 def test_a_cpu_without_native_bf16_runs_float32_and_says_so(monkeypatch, caplog):
     monkeypatch.setattr(precision, "cpu_has_native_bf16", lambda: False)
-    with caplog.at_level(logging.WARNING, logger=precision.__name__):
+    with caplog.at_level(logging.INFO, logger=precision.__name__):
         assert bf16_models(_cfg(["detector", "refiner"])) == frozenset()
     assert "no native bfloat16" in caplog.text
 

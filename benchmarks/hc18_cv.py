@@ -30,6 +30,7 @@ import math
 import sys
 import time
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 
@@ -65,20 +66,23 @@ def recipe_test_opts(recipe: Path = DETECTOR_RECIPE) -> list:
     return opts
 
 
-def _fold_models(output_root: Path, fold: int, refiner_root: Path | None = None):
+def _fold_models(output_root: Path, fold: int, refiner_roots: Sequence[Path] = ()):
     """(detector config, detector weights, (refiner config, [refiner weights])) of one fold;
-    the refiner from ``refiner_root`` when given (a variant trained apart)."""
+    the refiners from ``refiner_roots`` when given (variants trained apart)."""
     det = output_root / f"f{fold}" / "detector"
     if not (det / "model_final.pth").is_file():
         raise SystemExit(f"{det / 'model_final.pth'}: not trained yet; run tools/train_cv.py --folds {fold}")
-    return det / "config.yaml", det / "model_final.pth", _fold_refiner(refiner_root or output_root, fold)
+    return det / "config.yaml", det / "model_final.pth", _fold_refiner(refiner_roots or [output_root], fold)
 
 
-def _fold_refiner(root: Path, fold: int):
-    ref = root / f"f{fold}" / "head_refiner"
-    if not (ref / "model_final.pth").is_file():
-        raise SystemExit(f"{ref / 'model_final.pth'}: not trained yet; run tools/train_cv.py --folds {fold}")
-    return ref / "config.yaml", [ref / "model_final.pth"]
+def _fold_refiner(roots: Sequence[Path], fold: int):
+    """(config of the first root's refiner, [each root's fold-``fold`` refiner weights]):
+    with several roots, their refiners are averaged as ensemble members."""
+    refs = [root / f"f{fold}" / "head_refiner" for root in roots]
+    for ref in refs:
+        if not (ref / "model_final.pth").is_file():
+            raise SystemExit(f"{ref / 'model_final.pth'}: not trained yet; run tools/train_cv.py --folds {fold}")
+    return refs[0] / "config.yaml", [ref / "model_final.pth" for ref in refs]
 
 
 def reference_box(ellipse, shape, jitter: float, rng) -> tuple[float, float, float, float]:
@@ -103,6 +107,7 @@ def predict(args) -> int:
 
     torch_threads_from_env()
     args.out_dir.mkdir(parents=True, exist_ok=True)
+    variant = " + ".join(root.name for root in args.refiner_root)
     for fold in args.folds:
         if args.model_dir:
             refiner = _fold_refiner(args.refiner_root, fold) if args.refiner_root else None
@@ -110,14 +115,14 @@ def predict(args) -> int:
                                       opts=args.opts, refiner=refiner)
             models = str(args.model_dir.relative_to(REPO) if args.model_dir.is_relative_to(REPO) else args.model_dir)
             if refiner:
-                models += f" detector + cv5 fold {fold} head refiner of {args.refiner_root.name}"
+                models += f" detector + cv5 fold {fold} head refiner of {variant}"
         else:
             det_cfg, det_w, refiner = _fold_models(args.output_root, fold, args.refiner_root)
             opts = ([] if args.run_test_settings else recipe_test_opts()) + list(args.opts)
             predictor = HeadPredictor(det_cfg, det_w, device="cpu", refiner=refiner, opts=opts)
             models = f"cv5 fold {fold} detector + head refiner"
             if args.refiner_root:
-                models += f" of {args.refiner_root.name}"
+                models += f" of {variant}"
         if args.box == "reference":
             if predictor.refiner is None:
                 raise SystemExit("--box reference needs a model with a head refiner")
@@ -365,7 +370,7 @@ def variants(args) -> int:
     return 0
 
 
-def main(argv=None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
     pp = sub.add_parser("predict", help="measure each fold's images with that fold's models")
@@ -379,10 +384,11 @@ def main(argv=None) -> int:
     pp.add_argument("--run-test-settings", action="store_true",
                     help="measure with the test settings each fold's run was trained with, not those of "
                          "configs/HC18/cv5/mask_rcnn_effnet_lite0_FPN.yaml now (TEST_KEYS)")
-    pp.add_argument("--refiner-root", type=Path, default=None,
+    pp.add_argument("--refiner-root", type=Path, action="append", default=[],
                     help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of "
                          "--output-root, or of --model-dir (out-of-fold only where that detector never "
-                         "trained on the fold: the default's is fold 4)")
+                         "trained on the fold: the default's is fold 4); given more than once, the "
+                         "roots' refiners of a fold are averaged as ensemble members")
     pp.add_argument("--box", choices=("detector", "reference"), default="detector",
                     help="crop the refiner's input around the detector's box (default) or around the "
                          "reference ellipse's box: the refiner alone, with a detector of known error")
@@ -399,7 +405,11 @@ def main(argv=None) -> int:
     pr.add_argument("--json", type=Path, default=None, help="write the figures here too")
     pr.add_argument("--write-calibration", type=Path, default=None,
                     help="fit the interval and the review rules on every row and write the JSON here")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
     if args.cmd == "predict":
         return predict(args)
     if args.cmd == "collect":

@@ -88,3 +88,21 @@ def test_folds_are_measured_with_the_detector_recipes_test_settings_of_now(hc18_
     changed = as_dict(hc18_cv.recipe_test_opts(recipe))
     assert changed["INPUT.MIN_SIZE_TEST"] == 224
     assert changed["HCMEASURE.INFERENCE.CPU_BF16"] == as_dict(opts)["HCMEASURE.INFERENCE.CPU_BF16"]
+
+
+def test_refiners_of_several_variant_roots_are_one_folds_ensemble_members(hc18_cv, tmp_path):
+    """``--refiner-root A --refiner-root B``: fold k's refiner of each root, in that order,
+    as members averaged by one predictor; a root without fold k's refiner stops the run,
+    naming the file."""
+    for root in ("recipe", "variant"):
+        ref = tmp_path / root / "f4" / "head_refiner"
+        ref.mkdir(parents=True)
+        (ref / "config.yaml").write_text("")
+        (ref / "model_final.pth").write_bytes(b"")
+    config, weights = hc18_cv._fold_refiner([tmp_path / "recipe", tmp_path / "variant"], 4)
+    assert config == tmp_path / "recipe" / "f4" / "head_refiner" / "config.yaml"
+    assert weights == [tmp_path / r / "f4" / "head_refiner" / "model_final.pth" for r in ("recipe", "variant")]
+    with pytest.raises(SystemExit, match=r"variant/f0/head_refiner/model_final.pth: not trained yet"):
+        hc18_cv._fold_refiner([tmp_path / "variant"], 0)
+    args = hc18_cv.build_parser().parse_args(["predict", "--refiner-root", "A", "--refiner-root", "B"])
+    assert args.refiner_root == [Path("A"), Path("B")]

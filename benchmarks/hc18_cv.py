@@ -77,7 +77,8 @@ def _fold_models(output_root: Path, fold: int, refiner_roots: Sequence[Path] = (
 
 def _fold_refiner(roots: Sequence[Path], fold: int):
     """(config of the first root's refiner, [each root's fold-``fold`` refiner weights]):
-    with several roots, their refiners are averaged as ensemble members."""
+    with several roots, their refiners are averaged as ensemble members, which share the
+    first root's config (one architecture; a loss or schedule may differ)."""
     refs = [root / f"f{fold}" / "head_refiner" for root in roots]
     for ref in refs:
         if not (ref / "model_final.pth").is_file():
@@ -388,7 +389,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="each fold's refiner from ROOT/f<k>/head_refiner (a variant) with the detector of "
                          "--output-root, or of --model-dir (out-of-fold only where that detector never "
                          "trained on the fold: the default's is fold 4); given more than once, the "
-                         "roots' refiners of a fold are averaged as ensemble members")
+                         "roots' refiners of a fold are averaged as ensemble members (of one architecture)")
     pp.add_argument("--box", choices=("detector", "reference"), default="detector",
                     help="crop the refiner's input around the detector's box (default) or around the "
                          "reference ellipse's box: the refiner alone, with a detector of known error")

@@ -10,6 +10,14 @@ distribution of ``member_spread`` (relative SD of the head size over the members
 ``hcmeasure.measurement.trust``). Out-of-fold rows come from one model each, so this is
 where the review rule on member disagreement (``MEMBER_SPREAD_LIMIT``) is set: above
 the spread that unseen scans show, no reference needed.
+
+    .venv/bin/python benchmarks/member_spread.py --oof OOF.csv [--json ...]
+
+reads instead an out-of-fold CSV whose rows had two or more members that never trained
+on the image (``benchmarks/hc18_cv.py predict`` with ``--refiner-root`` given more than
+once) and reports, besides the distribution, how well the spread finds the large errors:
+how many errors over 5 and 10 mm the limit catches, and the spread's AUC for errors over
+5 mm.
 """
 import argparse
 import sys
@@ -28,7 +36,11 @@ def main(argv=None) -> int:
     p.add_argument("--images", type=Path, default=REPO.parent / "shared" / "data" / "hc18" / "test_set")
     p.add_argument("--limit", type=int, default=0, help="only the first N images (0 = all)")
     p.add_argument("--json", type=Path, help="write the figures and every image's spread here")
+    p.add_argument("--oof", type=Path, default=None,
+                   help="report on this out-of-fold CSV's member_spread and diff_mm columns instead of measuring")
     args = p.parse_args(argv)
+    if args.oof:
+        return report_oof(args, argv)
 
     from hcmeasure.io.images import read_scan
     from hcmeasure.measurement.trust import MEMBER_SPREAD_LIMIT, trust_features
@@ -65,11 +77,60 @@ def main(argv=None) -> int:
     print(f"{members} members, {len(spreads)} of {len(files)} scans measured: member spread median "
           f"{result['median_pct']:.2f} %, 90th percentile {result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; "
           f"{result['above_limit']} above the review limit {result['limit_pct']:g} %")
+    _write(args, result)
+    return 0
+
+
+def _write(args, result: dict) -> None:
     if args.json:
         from hcmeasure.io.tables import write_json_atomic
 
         write_json_atomic(args.json, result)
         print(f"-> {args.json}")
+
+
+def auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """Probability that a positive row scores above a negative one (ties count half);
+    NaN without both kinds of rows."""
+    pos, neg = scores[positive], scores[~positive]
+    if not len(pos) or not len(neg):
+        return float("nan")
+    above = (pos[:, None] > neg[None, :]).mean()
+    tied = (pos[:, None] == neg[None, :]).mean()
+    return float(above + 0.5 * tied)
+
+
+def report_oof(args, argv) -> int:
+    import csv
+
+    from hcmeasure.measurement.trust import MEMBER_SPREAD_LIMIT
+
+    with open(args.oof, newline="") as f:
+        rows = [r for r in csv.DictReader(f) if r.get("diff_mm") and r.get("member_spread")]
+    if not rows:
+        raise SystemExit(f"{args.oof}: no rows with both member_spread and diff_mm (measured rows of hc18_cv.py predict)")
+    spreads = np.array([float(r["member_spread"]) for r in rows])
+    errors_mm = np.abs([float(r["diff_mm"]) for r in rows])
+    if not spreads.any():
+        raise SystemExit(f"{args.oof}: member_spread is 0 on every row: one model per image; measure with "
+                         "hc18_cv.py predict --refiner-root A --refiner-root B")
+    flagged = spreads > MEMBER_SPREAD_LIMIT
+    result = {
+        "command": " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:])),
+        "oof": str(args.oof), "measured": len(rows),
+        "median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
+        "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,
+        "above_limit": int(flagged.sum()),
+        "errors_over_5mm": int((errors_mm > 5).sum()), "caught_over_5mm": int((flagged & (errors_mm > 5)).sum()),
+        "errors_over_10mm": int((errors_mm > 10).sum()), "caught_over_10mm": int((flagged & (errors_mm > 10)).sum()),
+        "auc_over_5mm": auc(spreads, errors_mm > 5),
+    }
+    print(f"{len(rows)} out-of-fold rows: member spread median {result['median_pct']:.2f} %, 90th percentile "
+          f"{result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; {result['above_limit']} above the review "
+          f"limit {result['limit_pct']:g} %, catching {result['caught_over_5mm']} of {result['errors_over_5mm']} "
+          f"errors > 5 mm and {result['caught_over_10mm']} of {result['errors_over_10mm']} > 10 mm; "
+          f"AUC for errors > 5 mm {result['auc_over_5mm']:.2f}")
+    _write(args, result)
     return 0
 
 

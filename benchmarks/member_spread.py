@@ -43,7 +43,7 @@ def main(argv=None) -> int:
         return report_oof(args, argv)
 
     from hcmeasure.io.images import read_scan
-    from hcmeasure.measurement.trust import MEMBER_SPREAD_LIMIT, trust_features
+    from hcmeasure.measurement.trust import trust_features
     from hcmeasure.predictor import HeadPredictor, torch_threads_from_env
 
     torch_threads_from_env()
@@ -66,19 +66,34 @@ def main(argv=None) -> int:
     spreads = np.array(list(per_image.values()))
     model_dir = args.model_dir.resolve()
     result = {
-        "command": " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:])),
+        "command": _command(argv),
         "model_dir": str(model_dir.relative_to(REPO) if model_dir.is_relative_to(REPO) else model_dir),
         "members": members, "images": len(files), "measured": len(spreads),
-        "median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
-        "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,
-        "above_limit": int((spreads > MEMBER_SPREAD_LIMIT).sum()),
+        **spread_figures(spreads),
         "per_image_pct": {k: round(100 * v, 4) for k, v in per_image.items()},
     }
-    print(f"{members} members, {len(spreads)} of {len(files)} scans measured: member spread median "
-          f"{result['median_pct']:.2f} %, 90th percentile {result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; "
-          f"{result['above_limit']} above the review limit {result['limit_pct']:g} %")
+    print(f"{members} members, {len(spreads)} of {len(files)} scans measured: {_describe(result)}")
     _write(args, result)
     return 0
+
+
+def _command(argv) -> str:
+    return " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:]))
+
+
+def spread_figures(spreads: np.ndarray) -> dict:
+    """Median, 90th percentile and largest relative spread in %, the review limit in %, and
+    how many spreads lie above it."""
+    from hcmeasure.measurement.trust import MEMBER_SPREAD_LIMIT
+
+    return {"median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
+            "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,
+            "above_limit": int((spreads > MEMBER_SPREAD_LIMIT).sum())}
+
+
+def _describe(result: dict) -> str:
+    return (f"member spread median {result['median_pct']:.2f} %, 90th percentile {result['p90_pct']:.2f} %, "
+            f"largest {result['max_pct']:.2f} %; {result['above_limit']} above the review limit {result['limit_pct']:g} %")
 
 
 def _write(args, result: dict) -> None:
@@ -116,19 +131,14 @@ def report_oof(args, argv) -> int:
                          "hc18_cv.py predict --refiner-root A --refiner-root B")
     flagged = spreads > MEMBER_SPREAD_LIMIT
     result = {
-        "command": " ".join(["benchmarks/member_spread.py"] + (argv if argv is not None else sys.argv[1:])),
-        "oof": str(args.oof), "measured": len(rows),
-        "median_pct": 100 * float(np.median(spreads)), "p90_pct": 100 * float(np.percentile(spreads, 90)),
-        "max_pct": 100 * float(spreads.max()), "limit_pct": 100 * MEMBER_SPREAD_LIMIT,
-        "above_limit": int(flagged.sum()),
+        "command": _command(argv), "oof": str(args.oof), "measured": len(rows),
+        **spread_figures(spreads),
         "errors_over_5mm": int((errors_mm > 5).sum()), "caught_over_5mm": int((flagged & (errors_mm > 5)).sum()),
         "errors_over_10mm": int((errors_mm > 10).sum()), "caught_over_10mm": int((flagged & (errors_mm > 10)).sum()),
         "auc_over_5mm": auc(spreads, errors_mm > 5),
     }
-    print(f"{len(rows)} out-of-fold rows: member spread median {result['median_pct']:.2f} %, 90th percentile "
-          f"{result['p90_pct']:.2f} %, largest {result['max_pct']:.2f} %; {result['above_limit']} above the review "
-          f"limit {result['limit_pct']:g} %, catching {result['caught_over_5mm']} of {result['errors_over_5mm']} "
-          f"errors > 5 mm and {result['caught_over_10mm']} of {result['errors_over_10mm']} > 10 mm; "
+    print(f"{len(rows)} out-of-fold rows: {_describe(result)}, catching {result['caught_over_5mm']} of "
+          f"{result['errors_over_5mm']} errors > 5 mm and {result['caught_over_10mm']} of {result['errors_over_10mm']} > 10 mm; "
           f"AUC for errors > 5 mm {result['auc_over_5mm']:.2f}")
     _write(args, result)
     return 0

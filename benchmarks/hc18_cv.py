@@ -214,6 +214,20 @@ def _load_oof(path: Path) -> list[dict]:
     return out
 
 
+def _abs_error_mm(row: dict) -> float:
+    """|HC difference|; an image without a measurement counts with its reference HC."""
+    return abs(row["diff_mm"]) if math.isfinite(row["diff_mm"]) else row["truth_hc_mm"]
+
+
+def paired_change(reference: list[dict], rows: list[dict]) -> dict:
+    """Image by image over the files both hold: the mean change in absolute HC error of
+    ``rows`` against ``reference`` and its standard error (mm)."""
+    before = {r["filename"]: _abs_error_mm(r) for r in reference}
+    change = np.array([_abs_error_mm(r) - before[r["filename"]] for r in rows if r["filename"] in before])
+    return {"n": len(change), "mean_mm": float(change.mean()) if len(change) else None,
+            "se_mm": float(change.std(ddof=1) / math.sqrt(len(change))) if len(change) > 1 else None}
+
+
 def accuracy_table(rows: list[dict]) -> dict:
     """MAD, median, MSD, DSC, HD overall and by reference-HC band; an image without a
     measurement counts with its reference HC as the error (HC18's leaderboard counts
@@ -345,11 +359,13 @@ def report(args) -> int:
 
 
 def variants(args) -> int:
-    """The accuracy table of several out-of-fold CSVs side by side (one per variant tried)."""
+    """The accuracy table of several out-of-fold CSVs side by side (one per variant tried),
+    and each variant's paired change in absolute error against the first."""
     result = {"command": " ".join(["benchmarks/hc18_cv.py"] + sys.argv[1:]), "variants": {}}
     bands = ["all"] + [f"{lo}-{hi}" if hi < 1e8 else f">{lo}" for lo, hi in BANDS_MM]
     print(f"{'variant':<44} {'n':>4} {'MAD':>5} {'median':>6} {'MSD':>6} {'DSC %':>6} {'HD':>5}  "
           + " ".join(f"{b:>8}" for b in bands[1:]))
+    first, changes = None, []
     for spec in args.csv:
         name, _, path = spec.rpartition("=")
         path = Path(path).resolve()
@@ -358,11 +374,20 @@ def variants(args) -> int:
         name = name or path.stem
         result["variants"][name] = {"csv": str(path.relative_to(REPO) if path.is_relative_to(REPO) else path), "folds": sorted({r["fold"] for r in rows}),
                                     "accuracy": table}
+        if first is None:
+            first = (name, rows)
+        else:
+            result["variants"][name]["change_vs_first"] = paired_change(first[1], rows)
+            changes.append((name, result["variants"][name]["change_vs_first"]))
         a = table["all"]
         print(f"{name:<44} {a['n']:>4} {a['mad_mm']:>5.2f} {a['median_abs_mm']:>6.2f} {a['msd_mm']:>+6.2f} "
               f"{a['dice_pct']:>6.2f} {a['hd_mm']:>5.2f}  "
               + " ".join(f"{table[b]['mad_mm']:>8.2f}" if table[b]["n"] else f"{'-':>8}" for b in bands[1:]))
     print("(MAD by reference-HC band in the last columns, mm)")
+    for name, c in changes:
+        if c["se_mm"] is not None:
+            print(f"{name} against {first[0]}: absolute error {c['mean_mm']:+.3f} ± {c['se_mm']:.3f} mm "
+                  f"(mean change ± standard error, {c['n']} images in both)")
     if args.json:
         from hcmeasure.io.tables import write_json_atomic
 

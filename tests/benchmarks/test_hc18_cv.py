@@ -55,6 +55,10 @@ def test_variants_prints_and_writes_one_row_per_csv(hc18_cv, tmp_path, capsys):
     assert result["variants"]["first"]["accuracy"]["all"]["mad_mm"] == pytest.approx(1.0)
     assert result["variants"]["b"]["accuracy"]["all"]["mad_mm"] == pytest.approx(3.0)
     assert result["variants"]["b"]["accuracy"][">250"]["mad_mm"] == pytest.approx(4.0)
+    # image by image, |error| grows by 1 and 3 mm: mean 2, standard error sd/sqrt(2) = 1
+    change = result["variants"]["b"]["change_vs_first"]
+    assert change == {"n": 2, "mean_mm": pytest.approx(2.0), "se_mm": pytest.approx(1.0)}
+    assert "change_vs_first" not in result["variants"]["first"]
 
 
 def test_the_reference_box_moves_each_edge_by_at_most_the_jitter_and_stays_in_the_image(hc18_cv):
